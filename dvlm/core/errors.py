@@ -1,0 +1,22 @@
+"""Exceptions a user can cause. Each message says what went wrong, where, and how to fix it."""
+
+from __future__ import annotations
+
+
+class DvlmError(Exception):
+    """Base class for every error dvlm raises on purpose (the CLI prints these without a traceback)."""
+
+
+class RegistryError(DvlmError):
+    """A kind could not be registered (collision, malformed params model)."""
+
+
+class UnknownKindError(DvlmError, KeyError):
+    """A spec or call names a kind that no loaded plugin registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class SpecError(DvlmError, ValueError):
+    """A spec file or dict does not validate."""

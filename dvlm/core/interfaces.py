@@ -1,0 +1,124 @@
+"""Protocols for each component family, and the small dataclasses they exchange.
+
+Components are plain objects (usually ``nn.Module``s) that satisfy these Protocols structurally;
+no base class is required. Shape legend used throughout dvlm:
+
+    B  batch            T  tokens in the current forward window     S  cached/attended key length
+    V  vocabulary       D  model width                              H / Hkv  query / key-value heads
+    Dh head width       N  views (image crops)                      G  answer (generation) length
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Protocol, runtime_checkable
+
+import torch
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    """Token ids with a role, declared by the backbone (from its config); nothing else hard-codes them."""
+
+    mask_id: int
+    eos_id: int
+    pad_id: int
+    eot_id: int | None = None
+    bos_id: int | None = None
+    extra: Mapping[str, int] = field(default_factory=dict)
+    """Further named roles, e.g. infill tokens: ``{"fim": ..., "fim_filler": ...}``."""
+
+
+@runtime_checkable
+class KVCache(Protocol):
+    """Preallocated per-layer K/V buffers ``[B, Hkv, S_max, Dh]`` addressed by absolute position.
+
+    A forward window ``[start, start + T)`` writes its keys/values into the buffers at those
+    positions and attends to positions ``[0, attend_end)`` of the buffers (its own fresh K/V
+    included, since they were just written). What stays valid between steps is the cache
+    policy's business (prefix written once; block-wise refresh; ...). No ``torch.cat`` per step.
+    """
+
+    max_length: int
+
+    def reset(self) -> None: ...
+
+
+@runtime_checkable
+class Backbone(Protocol):
+    """A bidirectional mask predictor: embeddings (or ids) in, position-aligned logits out.
+
+    ``forward(input_ids=None, *, inputs_embeds=None, attention_mask=None, position_ids=None,
+    cache=None, cache_start=0, attend_end=None) -> logits [B, T, V]``
+
+    - attention is bidirectional unless ``attention_mask`` says otherwise: a key-padding mask
+      ``[B, S]`` (1/True = real token) or a full boolean mask ``[B, 1, T, S]`` (True = may attend);
+    - ``position_ids [B, T]`` default to ``cache_start + arange(T)``;
+    - with ``cache``, the window's K/V are written at ``[cache_start, cache_start + T)`` and the
+      window attends to cache positions ``[0, attend_end)`` (default ``cache_start + T``);
+    - logits are aligned: position i holds the prediction for token i even when the underlying
+      head is shifted (``logits_shifted``, Dream); for a cached window the first row uses the
+      hidden state at ``cache_start - 1`` which the cache keeps (``last_hidden`` of the prefix).
+    """
+
+    special_tokens: SpecialTokens
+    logits_shifted: bool
+    vocab_size: int
+    hidden_size: int
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """``[B, T] -> [B, T, D]``."""
+        ...
+
+    def new_cache(self, batch_size: int, max_length: int) -> KVCache:
+        """Preallocate a cache in the backbone's dtype and device."""
+        ...
+
+    def __call__(self, input_ids: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Schedule(Protocol):
+    """How many masked tokens to commit at each step of a block."""
+
+    def counts(self, num_masked: torch.Tensor, steps: int) -> torch.Tensor:
+        """``num_masked [B]`` int -> ``[B, steps']`` int64 per-step counts, each row summing to its count."""
+        ...
+
+
+@runtime_checkable
+class VisionEncoder(Protocol):
+    """Pixel views ``[N, 3, H, W]`` -> patch features ``[N, tokens, dim]``."""
+
+    feature_dim: int
+    image_size: int
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Projector(Protocol):
+    """Vision features ``[..., in_dim]`` -> backbone embeddings ``[..., out_dim]``."""
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class CachePolicy(Protocol):
+    """Decides what a sampler caches and when it refreshes it (see ``dvlm/plugins/samplers``)."""
+
+    name: str
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """The denoising loop over an answer window; yields per-step events, returns the result."""
+
+    def run(self, backbone: Backbone, **inputs: Any) -> Iterator[Any]: ...
+
+
+@runtime_checkable
+class MaskingStrategy(Protocol):
+    """Training-time noising: a batch with target labels -> noised inputs and per-token loss weights."""
+
+    def __call__(self, batch: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> Any: ...

@@ -1,0 +1,170 @@
+"""The plugin manager: discovers plugins lazily and assembles the registry.
+
+Nothing here runs at ``import dvlm``: the registry is assembled on first use
+(``dvlm.registry()``). Built-in plugins (``dvlm/plugins/*``) and third-party ones (entry-point
+group ``dvlm``) go through the same path: import the module, register it with pluggy, call each of
+its registration hooks with a ``register`` callback. A plugin that fails to import or to register
+is recorded in ``Registry.failures`` by name with its error; the other plugins still load, and a
+failed plugin leaves no partial registrations behind.
+
+Environment:
+- ``DVLM_PLUGINS=a,b``: allowlist of third-party plugins (entry-point or distribution names);
+  empty loads none. Built-ins always load unless disabled.
+- ``DVLM_DISABLE_PLUGINS=a,b``: plugins never to load (third-party or built-in, e.g. ``dvlm.samplers``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as metadata
+import os
+import pkgutil
+import threading
+import warnings
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Callable
+
+import pluggy
+
+from dvlm.core import hookspecs
+from dvlm.core.registry import FAMILIES, HOOK_PREFIX, Entry, Origin, Registry
+
+ENTRY_POINT_GROUP = "dvlm"
+
+
+
+def builtin_plugin_modules() -> dict[str, str]:
+    """Built-in plugins: every sub-package of ``dvlm.plugins`` -> ``{"dvlm.<name>": module}``."""
+    import dvlm.plugins
+
+    return {
+        f"dvlm.{info.name}": f"dvlm.plugins.{info.name}"
+        for info in pkgutil.iter_modules(dvlm.plugins.__path__)
+        if info.ispkg and not info.name.startswith("_")
+    }
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A plugin that may be loaded: its name, provenance and how to import it."""
+
+    name: str
+    origin: Origin
+    load: Callable[[], Any]
+    builtin: bool
+
+
+def _env_list(name: str) -> set[str] | None:
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    return {item.strip() for item in raw.split(",") if item.strip()}
+
+
+def _dvlm_version() -> str:
+    from dvlm import __version__
+
+    return __version__
+
+
+def builtin_candidates() -> list[Candidate]:
+    origin_version = _dvlm_version()
+    return [
+        Candidate(name, Origin(name, "dvlm", origin_version), lambda m=module: importlib.import_module(m), True)
+        for name, module in builtin_plugin_modules().items()
+    ]
+
+
+def entry_point_candidates() -> list[Candidate]:
+    candidates = []
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist
+        origin = Origin(ep.name, dist.name if dist else "unknown", dist.version if dist else "unknown")
+        candidates.append(Candidate(ep.name, origin, ep.load, False))
+    return candidates
+
+
+def _selected(candidate: Candidate, allow: set[str] | None, block: set[str]) -> bool:
+    names = {candidate.name, candidate.origin.distribution}
+    if candidate.builtin:
+        return candidate.name not in block
+    if names & block:
+        return False
+    return allow is None or bool(names & allow)
+
+
+def _register_plugin(pm: pluggy.PluginManager, registry: Registry, candidate: Candidate) -> None:
+    """Import one plugin and run its registration hooks; all-or-nothing."""
+    module = candidate.load()
+    if isinstance(module, Callable) and not isinstance(module, ModuleType):  # entry point to a callable
+        module = module()
+    pm.register(module, name=candidate.name)
+    staged: list[Entry] = []
+    try:
+        for family in FAMILIES:
+            hook_name = HOOK_PREFIX + family
+            for impl in getattr(pm.hook, hook_name).get_hookimpls():
+                if impl.plugin is not module:
+                    continue
+
+                def register(kind: str, factory: Any, params: type, aliases: tuple[str, ...] = (), *, _f=family) -> None:
+                    staged.append(Entry(_f, kind, factory, params, candidate.origin, tuple(aliases)))
+
+                impl.function(*[{"register": register}[arg] for arg in impl.argnames])
+        committed: list[Entry] = []
+        try:
+            for entry in staged:
+                registry.add(entry)
+                committed.append(entry)
+        except Exception:
+            for entry in committed:
+                registry.remove(entry)
+            raise
+    except Exception:
+        pm.unregister(module, name=candidate.name)
+        raise
+    registry.plugins[candidate.name] = candidate.origin
+
+
+def assemble_registry(candidates: list[Candidate] | None = None) -> Registry:
+    """Load the selected plugins into a fresh registry, isolating failures per plugin."""
+    pm = pluggy.PluginManager("dvlm")
+    pm.add_hookspecs(hookspecs)
+    registry = Registry()
+    allow, block = _env_list("DVLM_PLUGINS"), _env_list("DVLM_DISABLE_PLUGINS") or set()
+    if candidates is None:
+        candidates = builtin_candidates() + entry_point_candidates()
+    for candidate in candidates:
+        if not _selected(candidate, allow, block):
+            continue
+        try:
+            _register_plugin(pm, registry, candidate)
+        except Exception as exc:  # a broken plugin must not take the others down
+            registry.failures[candidate.name] = f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"dvlm plugin '{candidate.name}' ({candidate.origin.distribution}) failed to load: {exc}",
+                          stacklevel=2)
+    return registry
+
+
+_lock = threading.Lock()
+_registry: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, assembled on first call."""
+    global _registry
+    with _lock:
+        if _registry is None:
+            _registry = assemble_registry()
+            from dvlm.core.specs import rebuild_params_models
+
+            rebuild_params_models(_registry)
+        return _registry
+
+
+def reset_registry() -> None:
+    """Forget the assembled registry (tests, or after installing a plugin in a running process)."""
+    global _registry
+    with _lock:
+        _registry = None

@@ -1,0 +1,228 @@
+"""Specs: frozen pydantic models that describe what to build and run, and their hash.
+
+- ``Spec`` is the base of every spec: frozen, ``extra="forbid"`` (a typo is an error, never ignored),
+  field docs as attribute docstrings.
+- ``ComponentParams`` is the base of each plugin's params model; subclasses declare
+  ``kind: Literal["<kind>"] = "<kind>"``.
+- ``Family["backbones"]`` is the type of a field that holds any registered kind of a family: a
+  discriminated union on ``kind``, built lazily from the registry, so a third-party kind validates
+  exactly like a built-in one. Specs use ``defer_build`` so that no union is built before the
+  plugins have loaded.
+- ``load_spec(path)`` reads YAML or JSON; errors name the file, the path inside it and the value.
+
+Hashing and defaults. ``spec_hash`` is the sha256 of the canonical JSON (sorted keys, compact
+separators) of the *fully resolved* spec: defaults are included. The hash identifies what ran;
+when a default changes, what runs changes, and so must the hash, or old and new results would be
+mixed silently under one hash. The price is that adding a defaulted field changes every hash:
+results from older versions are then recomputed rather than reused, which is the safe direction.
+Fields declared with ``non_semantic(...)`` (device, output paths, worker counts) are left out:
+they change where and how fast a run happens, not what it computes. Code provenance (git sha,
+package versions, hardware) goes beside the hash in results, never into it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError, core_schema
+
+from dvlm.core.errors import SpecError
+
+SEMANTIC_KEY = "x-dvlm-semantic"
+
+
+class Spec(BaseModel):
+    """Base of every dvlm spec: immutable, strict about unknown fields, built after plugins load."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, use_attribute_docstrings=True)
+
+
+class ComponentParams(Spec):
+    """Base of a plugin's params model. Subclasses narrow ``kind`` to ``Literal["<their kind>"]``."""
+
+    kind: str
+
+    @classmethod
+    def for_tests(cls) -> "ComponentParams":
+        """A small valid instance for conformance tests; override when the defaults are large."""
+        return cls()
+
+
+def non_semantic(default: Any = None, **kwargs: Any) -> Any:
+    """A field that does not change what a run computes (device, paths, workers): not hashed."""
+    extra = dict(kwargs.pop("json_schema_extra", None) or {}, **{SEMANTIC_KEY: False})
+    return Field(default, json_schema_extra=extra, **kwargs)
+
+
+class _FamilyUnion:
+    """Annotation marker: validate as the discriminated union of a family's registered params."""
+
+    def __init__(self, family: str) -> None:
+        self.family = family
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        from dvlm.core.plugins import get_registry
+
+        models = [entry.params for entry in get_registry().entries(self.family)]
+        if not models:
+            family = self.family
+
+            def no_kinds(value: Any) -> Any:
+                raise PydanticCustomError(
+                    "no_kinds", "no {family} kinds are registered: install or enable a plugin that provides one",
+                    {"family": family},
+                )
+
+            return core_schema.no_info_plain_validator_function(no_kinds)
+        union = models[0] if len(models) == 1 else Annotated[Union[tuple(models)], Field(discriminator="kind")]
+        return handler.generate_schema(union)
+
+
+class Family:
+    """``Family["schedules"]``: a field type accepting any registered kind of that family."""
+
+    def __class_getitem__(cls, family: str) -> Any:
+        return Annotated[ComponentParams, _FamilyUnion(family)]
+
+
+def _all_subclasses(cls: type) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out += [sub, *_all_subclasses(sub)]
+    return out
+
+
+def rebuild_params_models(registry: Any) -> None:
+    """Rebuild every already-built spec class so its family unions reflect ``registry``."""
+    for cls in _all_subclasses(Spec):
+        if cls.__pydantic_complete__:
+            cls.model_rebuild(force=True)
+
+
+# -- top-level specs -------------------------------------------------------------------------
+
+
+class ModelSpec(Spec):
+    """What to build: the backbone and, for a VLM, the vision encoder and projector."""
+
+    spec: Literal["model"] = "model"
+    backbone: Family["backbones"]
+    """The diffusion language backbone."""
+    vision_encoder: Family["vision_encoders"] | None = None
+    """The vision encoder; None for a text-only model."""
+    projector: Family["projectors"] | None = None
+    """Maps vision features to the backbone width; required when a vision encoder is set."""
+
+
+def top_level_types() -> dict[str, Any]:
+    """Document type (the ``spec:`` key of a file) -> the type it validates as."""
+    return {"model": ModelSpec, "sampler": Family["samplers"]}
+
+
+# -- loading and errors ----------------------------------------------------------------------
+
+
+def _location(data: Any, loc: tuple[Any, ...]) -> str:
+    """Render a pydantic error location as a path in the user's document (union tags dropped)."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(node, dict) and item not in node and node.get("kind") == item:
+            continue  # a discriminated-union tag pydantic inserted; not part of the document
+        parts.append(f"[{item}]" if isinstance(item, int) else str(item))
+        node = node.get(item) if isinstance(node, dict) else (
+            node[item] if isinstance(node, list) and isinstance(item, int) and item < len(node) else None)
+    return ".".join(parts).replace(".[", "[") or "(top level)"
+
+
+def format_validation_error(err: ValidationError, data: Any, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        where = _location(data, tuple(e["loc"]))
+        value = "" if e["type"] == "missing" else f" (got {json.dumps(e['input'], default=str)[:120]})"
+        lines.append(f"{source}: {where}: {e['msg']}{value}")
+    return "\n".join(lines)
+
+
+def parse_spec(data: Any, source: str = "<spec>", as_type: str | None = None) -> Any:
+    """Validate a mapping as a spec. The document type comes from ``as_type`` or its ``spec:`` key."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: a spec must be a mapping, got {type(data).__name__}")
+    types = top_level_types()
+    doc_type = as_type or data.get("spec")
+    if doc_type not in types:
+        raise SpecError(
+            f"{source}: spec: must name the document type, one of {', '.join(types)} (got {doc_type!r}). "
+            f"Add e.g. `spec: model` at the top of the file."
+        )
+    body = dict(data)
+    if types[doc_type] is not ModelSpec:
+        body.pop("spec", None)
+    try:
+        return TypeAdapter(types[doc_type]).validate_python(body)
+    except ValidationError as err:
+        raise SpecError(format_validation_error(err, body, source)) from None
+
+
+def read_document(path: str | Path) -> Any:
+    """Read a YAML or JSON file; a syntax error gives the file, line and column."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise SpecError(f"{path}: cannot read spec file: {err.strerror}") from None
+    if path.suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise SpecError(f"{path} line {err.lineno}, column {err.colno}: invalid JSON: {err.msg}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise SpecError(f"{path}{where}: invalid YAML: {problem}") from None
+
+
+def load_spec(path: str | Path, as_type: str | None = None) -> Any:
+    """Load and validate a spec file (YAML or JSON) -> a frozen spec object."""
+    return parse_spec(read_document(path), source=str(path), as_type=as_type)
+
+
+# -- hashing ---------------------------------------------------------------------------------
+
+
+def semantic_dump(value: Any) -> Any:
+    """JSON-ready dump of a spec with non-semantic fields removed, recursively."""
+    if isinstance(value, BaseModel):
+        out = {}
+        for name, info in type(value).model_fields.items():
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            if extra.get(SEMANTIC_KEY, True):
+                out[name] = semantic_dump(getattr(value, name))
+        return out
+    if isinstance(value, dict):
+        return {str(k): semantic_dump(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [semantic_dump(v) for v in value]
+    return TypeAdapter(Any).dump_python(value, mode="json")
+
+
+def canonical_json(spec: Any) -> str:
+    return json.dumps(semantic_dump(spec), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def spec_hash(spec: Any) -> str:
+    """sha256 hex digest of the canonical JSON of the resolved spec, non-semantic fields excluded."""
+    return hashlib.sha256(canonical_json(spec).encode()).hexdigest()
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of every top-level document type, including the installed plugins' kinds."""
+    return {name: TypeAdapter(tp).json_schema() for name, tp in top_level_types().items()}
