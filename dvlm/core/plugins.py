@@ -22,7 +22,6 @@ import pkgutil
 import threading
 import warnings
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any, Callable
 
 import pluggy
@@ -97,8 +96,6 @@ def _selected(candidate: Candidate, allow: set[str] | None, block: set[str]) -> 
 def _register_plugin(pm: pluggy.PluginManager, registry: Registry, candidate: Candidate) -> None:
     """Import one plugin and run its registration hooks; all-or-nothing."""
     module = candidate.load()
-    if isinstance(module, Callable) and not isinstance(module, ModuleType):  # entry point to a callable
-        module = module()
     pm.register(module, name=candidate.name)
     staged: list[Entry] = []
     try:
@@ -159,7 +156,7 @@ def get_registry() -> Registry:
             _registry = assemble_registry()
             from dvlm.core.specs import rebuild_params_models
 
-            rebuild_params_models(_registry)
+            rebuild_params_models()
         return _registry
 
 
@@ -168,3 +165,31 @@ def reset_registry() -> None:
     global _registry
     with _lock:
         _registry = None
+
+
+def add_plugin(plugin: Any, name: str) -> None:
+    """Register a plugin object (a module or any object with hookimpls) into the live registry.
+
+    For notebooks and tests: the same path as discovered plugins, without packaging. A failure
+    raises here (nothing is half-registered) instead of being recorded.
+    """
+    registry = get_registry()
+    pm = pluggy.PluginManager("dvlm")
+    pm.add_hookspecs(hookspecs)
+    origin = Origin(name, "<runtime>", "0")
+    _register_plugin(pm, registry, Candidate(name, origin, lambda: plugin, builtin=False))
+    from dvlm.core.specs import rebuild_params_models
+
+    rebuild_params_models()
+
+
+def remove_plugin(name: str) -> None:
+    """Undo ``add_plugin``: drop every kind the named plugin registered."""
+    registry = get_registry()
+    for entry in registry.entries():
+        if entry.origin.plugin == name:
+            registry.remove(entry)
+    registry.plugins.pop(name, None)
+    from dvlm.core.specs import rebuild_params_models
+
+    rebuild_params_models()

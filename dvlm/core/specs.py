@@ -78,7 +78,7 @@ class _FamilyUnion:
                     {"family": family},
                 )
 
-            return core_schema.no_info_plain_validator_function(no_kinds)
+            return core_schema.no_info_plain_validator_function(no_kinds, json_schema_input_schema=core_schema.none_schema())
         union = models[0] if len(models) == 1 else Annotated[Union[tuple(models)], Field(discriminator="kind")]
         return handler.generate_schema(union)
 
@@ -97,8 +97,8 @@ def _all_subclasses(cls: type) -> list[type]:
     return out
 
 
-def rebuild_params_models(registry: Any) -> None:
-    """Rebuild every already-built spec class so its family unions reflect ``registry``."""
+def rebuild_params_models() -> None:
+    """Rebuild every already-built spec class so its family unions reflect the current registry."""
     for cls in _all_subclasses(Spec):
         if cls.__pydantic_complete__:
             cls.model_rebuild(force=True)

@@ -1,0 +1,3 @@
+from dvlm.core.cli import main
+
+main()
