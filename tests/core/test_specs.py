@@ -24,8 +24,9 @@ def test_yaml_and_json_load_to_the_same_frozen_spec(tmp_path, toy_plugin):
 
 
 def test_alias_validates_like_the_kind(toy_plugin):
-    spec = parse_spec({"spec": "model", "backbone": {"kind": "toy", "width": 2}})
+    spec = parse_spec({"spec": "model", "backbone": {"kind": "toy_alias", "width": 2}})
     assert spec.backbone.kind == "toy"
+    assert spec_hash(spec) == spec_hash(parse_spec({"spec": "model", "backbone": {"kind": "toy", "width": 2}}))
 
 
 def test_typo_names_the_file_the_field_path_and_the_value(tmp_path, toy_plugin):

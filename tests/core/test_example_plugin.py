@@ -1,0 +1,80 @@
+"""The example third-party package, pip-installed for real and discovered through its entry point."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "dvlm-plugin-example"
+
+
+@pytest.fixture(scope="module")
+def example_site(tmp_path_factory):
+    """``pip install`` the example package into its own folder; subprocesses see it through PYTHONPATH."""
+    target = tmp_path_factory.mktemp("example_site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(EXAMPLE)],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    return target
+
+
+def dvlm(site, *args, **env):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DVLM_")}
+    environ.update(PYTHONPATH=str(site), **env)
+    return subprocess.run([sys.executable, "-m", "dvlm", *args], capture_output=True, text=True, env=environ,
+                          timeout=120)
+
+
+def kinds(site, **env):
+    result = dvlm(site, "plugins", "--json", **env)
+    assert result.returncode == 0, result.stderr
+    return {(row["family"], row["kind"]): row for row in json.loads(result.stdout)["kinds"]}
+
+
+def test_discovered_and_listed_with_its_version(example_site):
+    row = kinds(example_site)[("schedules", "geometric")]
+    assert (row["distribution"], row["version"], row["plugin"]) == ("dvlm-plugin-example", "0.2.0", "example")
+    table = dvlm(example_site, "plugins").stdout
+    assert "geometric" in table and "dvlm-plugin-example" in table and "0.2.0" in table
+
+
+def test_appears_in_the_schema(example_site):
+    schema = dvlm(example_site, "schema").stdout
+    assert "GeometricScheduleParams" in schema and '"geometric"' in schema
+
+
+def test_can_be_disabled(example_site):
+    assert ("schedules", "geometric") not in kinds(example_site, DVLM_DISABLE_PLUGINS="example")
+
+
+@pytest.mark.parametrize("allow, present", [("example", True), ("dvlm-plugin-example", True), ("someone-else", False)])
+def test_allowlist(example_site, allow, present):
+    assert (("schedules", "geometric") in kinds(example_site, DVLM_PLUGINS=allow)) is present
+
+
+def test_validates_inside_a_spec_like_a_builtin(example_site, tmp_path):
+    code = (
+        "from pydantic import TypeAdapter\n"
+        "from dvlm.core.specs import Family, spec_hash\n"
+        "s = TypeAdapter(Family['schedules']).validate_python({'kind': 'geo', 'ratio': 0.5})\n"
+        "print(type(s).__name__, s.ratio, len(spec_hash(s)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(example_site)}, timeout=120)
+    assert out.stdout.split() == ["GeometricScheduleParams", "0.5", "64"], out.stderr
+
+
+def test_the_package_passes_the_conformance_kit(example_site):
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(example_site)}, cwd=example_site,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
