@@ -80,7 +80,15 @@ class _FamilyUnion:
 
             return core_schema.no_info_plain_validator_function(no_kinds, json_schema_input_schema=core_schema.none_schema())
         union = models[0] if len(models) == 1 else Annotated[Union[tuple(models)], Field(discriminator="kind")]
-        return handler.generate_schema(union)
+        aliases = {alias: e.kind for e in get_registry().entries(self.family) for alias in e.aliases}
+
+        def canonical_kind(value: Any) -> Any:
+            """Aliases validate as their kind; the resolved spec (and its hash) carries the kind."""
+            if isinstance(value, dict) and value.get("kind") in aliases:
+                return {**value, "kind": aliases[value["kind"]]}
+            return value
+
+        return core_schema.no_info_before_validator_function(canonical_kind, handler.generate_schema(union))
 
 
 class Family:
@@ -224,5 +232,11 @@ def spec_hash(spec: Any) -> str:
 
 
 def json_schema() -> dict[str, Any]:
-    """JSON Schema of every top-level document type, including the installed plugins' kinds."""
-    return {name: TypeAdapter(tp).json_schema() for name, tp in top_level_types().items()}
+    """JSON Schema of every top-level document type and of every family's union of kinds,
+    including the installed plugins' kinds."""
+    from dvlm.core.registry import FAMILIES
+
+    return {
+        "documents": {name: TypeAdapter(tp).json_schema() for name, tp in top_level_types().items()},
+        "families": {family: TypeAdapter(Family[family]).json_schema() for family in FAMILIES},
+    }

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,11 @@ EXAMPLE = ROOT / "examples" / "dvlm-plugin-example"
 def example_site(tmp_path_factory):
     """``pip install`` the example package into its own folder; subprocesses see it through PYTHONPATH."""
     target = tmp_path_factory.mktemp("example_site")
+    source = tmp_path_factory.mktemp("example_src") / EXAMPLE.name
+    shutil.copytree(EXAMPLE, source)  # pip builds in the source tree: keep the checkout clean
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(EXAMPLE)],
+         "--target", str(target), str(source)],
         check=True, capture_output=True, text=True, timeout=300,
     )
     return target
