@@ -144,7 +144,7 @@ def assemble_registry(candidates: list[Candidate] | None = None) -> Registry:
     return registry
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: rebuilding spec unions reads the registry
 _registry: Registry | None = None
 
 

@@ -114,3 +114,18 @@ def test_builtin_plugins_are_the_subpackages_of_dvlm_plugins():
 def test_the_live_registry_has_no_failed_builtin():
     registry = dvlm.registry()
     assert not {name: err for name, err in registry.failures.items() if name.startswith("dvlm.")}
+
+
+def test_registry_can_be_reassembled_after_specs_were_built():
+    """A reset rebuilds already-built spec classes from the new registry (no stale unions, no deadlock)."""
+    from pydantic import TypeAdapter
+
+    from dvlm.core.plugins import get_registry, reset_registry
+    from dvlm.core.specs import Family, ModelSpec
+
+    ModelSpec.model_json_schema()  # force the deferred build
+    before = get_registry()
+    reset_registry()
+    after = get_registry()
+    assert after is not before
+    assert TypeAdapter(Family["schedules"]).json_schema() is not None
