@@ -20,3 +20,11 @@ class UnknownKindError(DvlmError, KeyError):
 
 class SpecError(DvlmError, ValueError):
     """A spec file or dict does not validate."""
+
+
+class ImageError(DvlmError, ValueError):
+    """An image cannot be used: missing, corrupt or truncated file, unsupported object, too many pixels."""
+
+
+class PromptError(DvlmError, ValueError):
+    """A prompt does not fit the model: ``<image>`` placeholders vs images, or longer than the context."""
