@@ -28,3 +28,8 @@ class ImageError(DvlmError, ValueError):
 
 class PromptError(DvlmError, ValueError):
     """A prompt does not fit the model: ``<image>`` placeholders vs images, or longer than the context."""
+
+
+class CheckpointError(DvlmError, ValueError):
+    """A checkpoint folder cannot be loaded or saved: unknown layout, missing config field, missing,
+    truncated or mismatched weights."""
