@@ -1,0 +1,1 @@
+"""Benchmark matrices: expansion into cells, provenance, and the resumable JSONL results store."""
