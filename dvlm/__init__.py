@@ -26,6 +26,7 @@ _LAZY = {
     "Family": "dvlm.core.specs:Family",
     "ModelSpec": "dvlm.core.specs:ModelSpec",
     "DvlmError": "dvlm.core.errors:DvlmError",
+    "load_pretrained": "dvlm.core.checkpoint:load_pretrained",
 }
 
 __all__ = ["__version__", "hookimpl", *_LAZY]
