@@ -1,0 +1,1 @@
+"""Training data: LLaVA-format conversations, the synthetic shapes dataset, batching."""
