@@ -33,3 +33,7 @@ class PromptError(DvlmError, ValueError):
 class CheckpointError(DvlmError, ValueError):
     """A checkpoint folder cannot be loaded or saved: unknown layout, missing config field, missing,
     truncated or mismatched weights."""
+
+
+class SamplerError(DvlmError, ValueError):
+    """A sampler cannot run as configured (lengths that do not fit, an undeclared token role, ...)."""

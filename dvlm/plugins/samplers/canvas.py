@@ -1,0 +1,164 @@
+"""The canvas: the sequence a sampler denoises, and the one place that runs the backbone.
+
+Layout (absolute positions): the prompt ``[0, P)`` (left-padded for ragged batches; image features arrive as
+``prompt_embeds`` rows), then the answer window ``[P, P + G)`` that starts fully masked except for the fixed
+tokens of an infill draft. ``forward(start, end)`` runs the backbone on ``[start, end)`` (through a KV cache
+when the cache policy passes one), applies unsupervised CFG when asked, and counts forward passes.
+
+Shapes: B batch, P prompt length, G answer length, N = P + G, W window length, V vocabulary, D width.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dvlm.core.errors import SamplerError
+
+
+class Canvas:
+    def __init__(self, backbone, prompt, gen_length: int, *, cfg_scale: float = 0.0) -> None:
+        self.backbone = backbone
+        self.tokens = backbone.special_tokens
+        ids, embeds, padding = prompt.input_ids, prompt.inputs_embeds, prompt.attention_mask
+        if ids is None:  # features only (e.g. an image prompt): placeholder ids, never read as tokens
+            ids = torch.full(embeds.shape[:2], self.tokens.pad_id, dtype=torch.long, device=embeds.device)
+        self.batch_size, self.prompt_length = ids.shape
+        self.gen_length = gen_length
+        self.length = self.prompt_length + gen_length
+        self.device = ids.device
+        self.x = torch.full((self.batch_size, self.length), self.tokens.mask_id, dtype=torch.long, device=self.device)
+        self.x[:, : self.prompt_length] = ids
+        if prompt.draft is not None:
+            draft = torch.as_tensor(prompt.draft, dtype=torch.long, device=self.device).reshape(self.batch_size, -1)
+            if draft.shape[1] > gen_length:
+                raise SamplerError(
+                    f"the infill draft has {draft.shape[1]} tokens but gen_length is {gen_length}; "
+                    f"raise gen_length to at least {draft.shape[1]}"
+                )
+            self.x[:, self.prompt_length : self.prompt_length + draft.shape[1]] = draft
+        self.prompt_embeds = embeds
+        self.key_padding = None  # [B, N]: 1 = real token; None when nothing is padded
+        if padding is not None and not bool(padding.bool().all()):
+            answer = torch.ones(self.batch_size, gen_length, dtype=torch.bool, device=self.device)
+            self.key_padding = torch.cat([padding.to(self.device).bool(), answer], dim=1)
+        self.cfg_scale = cfg_scale
+        self.nfe = 0
+
+    # -- views ------------------------------------------------------------------------------------------
+    @property
+    def answer(self) -> torch.Tensor:
+        """``[B, G]`` view of the answer window."""
+        return self.x[:, self.prompt_length :]
+
+    def masked(self, start: int, end: int) -> torch.Tensor:
+        """``[B, end - start]`` bool: still-masked positions in ``[start, end)``."""
+        return self.x[:, start:end] == self.tokens.mask_id
+
+    # -- model -----------------------------------------------------------------------------------------
+    @property
+    def rows(self) -> int:
+        """Rows the backbone sees: 2B under CFG (conditional, then prompt-masked)."""
+        return self.batch_size * (2 if self.cfg_scale > 0 else 1)
+
+    def new_cache(self):
+        return self.backbone.new_cache(self.rows, self.length)
+
+    def forward(self, start: int, end: int, *, cache=None, attend_end: int | None = None) -> torch.Tensor:
+        """Logits ``[B, end - start, V]`` for the window ``[start, end)`` (CFG already combined)."""
+        ids = self.x[:, start:end]  # [B, W]
+        in_prompt = max(0, min(end, self.prompt_length) - start)  # prompt rows inside the window
+        embeds = None
+        if self.prompt_embeds is not None and in_prompt:
+            embeds = self.backbone.embed(ids)  # [B, W, D]
+            embeds[:, :in_prompt] = self.prompt_embeds[:, start : start + in_prompt].to(embeds.dtype)
+        padding = self.key_padding
+        if self.cfg_scale > 0:  # SMDM's unsupervised CFG: the same window with the prompt masked
+            uncond = ids.clone()
+            uncond[:, :in_prompt] = self.tokens.mask_id
+            if embeds is not None:
+                embeds = torch.cat([embeds, self.backbone.embed(uncond)])  # [2B, W, D]
+            ids = torch.cat([ids, uncond])  # [2B, W]
+            padding = None if padding is None else torch.cat([padding, padding])
+        logits = self.backbone(
+            None if embeds is not None else ids,
+            inputs_embeds=embeds,
+            attention_mask=padding,
+            cache=cache,
+            cache_start=start,
+            attend_end=attend_end,
+        )
+        self.nfe += 2 if self.cfg_scale > 0 else 1
+        if self.cfg_scale > 0:
+            cond, uncond_logits = logits.chunk(2)
+            logits = uncond_logits + (self.cfg_scale + 1) * (cond - uncond_logits)
+        return logits
+
+    # -- state -----------------------------------------------------------------------------------------
+    def commit(self, start: int, commit: torch.Tensor, tokens: torch.Tensor) -> None:
+        """Write ``tokens [B, W]`` where ``commit [B, W]`` is set, in the window starting at ``start``."""
+        window = self.x[:, start : start + commit.shape[1]]
+        window.copy_(torch.where(commit, tokens, window))
+
+
+def resolve_tokens(refs, special_tokens) -> list[int]:
+    """Ids and role names (``eos``, ``start_header``, optional ``role?``) -> ids, using the backbone's roles."""
+    roles = {name[: -len("_id")]: getattr(special_tokens, name) for name in ("mask_id", "eos_id", "pad_id", "eot_id", "bos_id")}
+    roles.update(special_tokens.extra)
+    ids = []
+    for ref in refs:
+        if isinstance(ref, int):
+            ids.append(ref)
+            continue
+        optional = ref.endswith("?")
+        role = ref.rstrip("?")
+        value = roles.get(role)
+        if value is None:
+            if optional:
+                continue
+            declared = ", ".join(sorted(k for k, v in roles.items() if v is not None))
+            raise SamplerError(
+                f"suppress_tokens: this backbone declares no '{role}' token (declared roles: {declared}); "
+                f"use a token id, a declared role, or '{role}?' to skip it when undeclared"
+            )
+        ids.append(int(value))
+    return sorted(set(ids))
+
+
+def stop_token_ids(special_tokens) -> list[int]:
+    """End-of-answer tokens: the end-of-turn token and end-of-sequence."""
+    return sorted({t for t in (special_tokens.eot_id, special_tokens.eos_id) if t is not None})
+
+
+class StopTracker:
+    """Early stop (LLaDA-V's stopping criteria), per row: once an end token is committed at answer position
+    s, only positions before s stay eligible, and the row is finished when none of them is masked."""
+
+    def __init__(self, canvas: Canvas, enabled: bool) -> None:
+        self.canvas = canvas
+        self.enabled = enabled
+        self.stop_ids = torch.tensor(stop_token_ids(canvas.tokens), device=canvas.device)
+        self.stop = torch.full((canvas.batch_size,), canvas.gen_length, device=canvas.device)  # [B] answer coords
+        if enabled:
+            self.update()
+
+    def update(self) -> None:
+        if not self.enabled:
+            return
+        hit = torch.isin(self.canvas.answer, self.stop_ids)  # [B, G]
+        first = torch.where(hit.any(-1), hit.to(torch.int64).argmax(-1), self.canvas.gen_length)
+        self.stop = torch.minimum(self.stop, first)
+
+    def eligible(self, start: int, end: int) -> torch.Tensor | None:
+        """``[B, end - start]`` bool for absolute positions ``[start, end)``; None when early stop is off."""
+        if not self.enabled:
+            return None
+        position = torch.arange(start, end, device=self.canvas.device) - self.canvas.prompt_length
+        return position[None, :] < self.stop[:, None]
+
+    def all_done(self) -> bool:
+        """True when every row is finished (one host sync)."""
+        if not self.enabled:
+            return False
+        answer_masked = self.canvas.answer == self.canvas.tokens.mask_id  # [B, G]
+        before_stop = torch.arange(self.canvas.gen_length, device=self.canvas.device)[None, :] < self.stop[:, None]
+        return not bool((answer_masked & before_stop).any())

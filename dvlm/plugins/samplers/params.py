@@ -1,0 +1,211 @@
+"""Params models of the sampler family and of its parts (commit rules, confidence measures, cache policies).
+
+Only pydantic here: ``dvlm/plugins/samplers/__init__.py`` imports this module while the registry is assembled.
+Field names follow the references (LLaDA ``generate``, LaViDa ``generate``, Dream ``diffusion_generate``,
+Fast-dLLM) so that their users recognise them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from dvlm.core.specs import ComponentParams, Family
+
+# -- parts ---------------------------------------------------------------------------------------------
+
+
+class ProbabilityParams(ComponentParams):
+    """Probability of the chosen token (LLaDA ``low_confidence``, Dream ``maskgit_plus``)."""
+
+    kind: Literal["probability"] = "probability"
+
+
+class MarginParams(ComponentParams):
+    """Top-1 minus top-2 probability (LLaDA ``margin``, Dream ``topk_margin``)."""
+
+    kind: Literal["margin"] = "margin"
+
+
+class NegEntropyParams(ComponentParams):
+    """Negative entropy ``sum p log(p + 1e-10)`` (LLaDA ``entrophy``, Dream ``entropy``); higher = surer."""
+
+    kind: Literal["neg_entropy"] = "neg_entropy"
+
+
+class RandomConfidenceParams(ComponentParams):
+    """Uniform random confidence (LLaDA ``random`` remasking)."""
+
+    kind: Literal["random"] = "random"
+
+
+class FixedCountRuleParams(ComponentParams):
+    """Commit the ``k`` most confident candidates, ``k`` given by the schedule."""
+
+    kind: Literal["fixed_count"] = "fixed_count"
+
+
+class ThresholdRuleParams(ComponentParams):
+    """Fast-dLLM: commit every candidate with confidence >= threshold, and always the most confident one."""
+
+    kind: Literal["threshold"] = "threshold"
+    threshold: float = Field(0.9, ge=0.0, le=1.0)
+    """tau; Fast-dLLM's default is 0.9."""
+
+
+class FactorRuleParams(ComponentParams):
+    """Fast-dLLM / LLaDA-V factor rule: accept the sorted top n while ``c_(n) >= 1 - factor / (n + 1)``."""
+
+    kind: Literal["factor"] = "factor"
+    factor: float = Field(1.0, gt=0.0)
+    """f; the forks' eval scripts use 1.0 (LLaDA-V's hook calls it ``threshold``)."""
+
+
+class NoCacheParams(ComponentParams):
+    """Full recompute of the whole sequence at every step (the reference behaviour)."""
+
+    kind: Literal["none"] = "none"
+
+
+class PrefixCacheParams(ComponentParams):
+    """Exact prefix cache (LaViDa Prefix-DLM): the prompt (and image) K/V computed once, never attending to
+    the answer; every step runs the answer window only."""
+
+    kind: Literal["prefix"] = "prefix"
+
+
+class FastDllmPrefixCacheParams(ComponentParams):
+    """Fast-dLLM prefix cache: a full forward at each block start; within the block, steps run from the
+    block start to the end against the (stale) K/V of everything before it. Approximate."""
+
+    kind: Literal["fast_dllm_prefix"] = "fast_dllm_prefix"
+
+
+class DualCacheParams(ComponentParams):
+    """Fast-dLLM dual cache: a full forward at each block start; within the block, steps run the block only,
+    against the stale K/V of the prefix and of the masked suffix. Approximate."""
+
+    kind: Literal["dual"] = "dual"
+
+
+# -- samplers ------------------------------------------------------------------------------------------
+
+
+def _kind_shorthand(value: Any) -> Any:
+    """``schedule: cosine`` (or ``--set cache=prefix``) means ``{kind: cosine}``."""
+    return {"kind": value} if isinstance(value, str) else value
+
+
+TokenRef = Union[int, str]
+"""A token id, or the name of a role the backbone declares (``eos``, ``bos``, ``eot``, ``pad``, ``mask`` or an
+``extra`` role such as ``start_header``); a trailing ``?`` makes a role optional (skipped if undeclared)."""
+
+
+class _Decoding(ComponentParams):
+    """Fields shared by every sampler."""
+
+    kind: str
+    gen_length: int = Field(128, ge=1)
+    """Answer length G in tokens (LaViDa/Dream ``max_new_tokens``)."""
+    temperature: float = Field(0.0, ge=0.0)
+    """0 = greedy. The LLaDA family samples by float64 Gumbel-max; Dream samples from softmax(logits / T)."""
+    top_p: Optional[float] = Field(None, gt=0.0, le=1.0)
+    """Nucleus filter on the logits before sampling (None = off)."""
+    top_k: Optional[int] = Field(None, ge=1)
+    """Top-k filter on the logits before sampling (None = off)."""
+    cache: Family["cache_policies"] = Field(default_factory=lambda: {"kind": "none"}, validate_default=True)
+    """KV cache policy: none | prefix | fast_dllm_prefix | dual."""
+    suppress_tokens: tuple[TokenRef, ...] = ()
+    """Tokens whose logits are set to -inf before anything is chosen (LLaDA-V bans eos, bos and the header
+    tokens; LLaDA's ``logits_eos_inf`` bans eos). Ids or role names, see ``TokenRef``."""
+    early_stop: bool = False
+    """Stop a row once an end token (eot or eos) is committed and every position before it is filled; later
+    positions become padding (LLaDA-V's stopping criteria)."""
+
+    @field_validator("cache", "confidence", "schedule", mode="before", check_fields=False)
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return _kind_shorthand(value)
+
+
+class FixedCountSamplerParams(_Decoding):
+    """LLaDA / LaViDa / LLaDA-V / MMaDA low-confidence remasking: semi-autoregressive blocks, a fixed number
+    of commits per step from a schedule."""
+
+    kind: Literal["fixed_count"] = "fixed_count"
+    steps: Optional[int] = Field(None, ge=1)
+    """Total denoising steps over all blocks (divided evenly among them). None = gen_length: one token per
+    step, NFE 100% (LaViDa always uses this; it ignores its ``steps`` argument)."""
+    block_length: Optional[int] = Field(None, ge=1)
+    """Tokens per semi-autoregressive block; None or anything >= gen_length means one block. LaViDa's eval
+    uses ``min(128, L)``: write 128."""
+    step_ratio: Optional[float] = Field(None, gt=0.0, le=1.0)
+    """LaViDa's NFE knob: steps per block become ``int(steps_per_block * step_ratio)``."""
+    confidence: Family["confidence_measures"] = Field(
+        default_factory=lambda: {"kind": "probability"}, validate_default=True)
+    """How candidates are ranked: probability (LLaDA ``low_confidence``) | margin | neg_entropy | random."""
+    schedule: Family["schedules"] = Field(default_factory=lambda: {"kind": "linear"}, validate_default=True)
+    """Commits per step within a block: linear (LLaDA) | shift | cosine | logit_normal | linear_floor | dream."""
+    cfg_scale: float = Field(0.0, ge=0.0)
+    """Unsupervised classifier-free guidance (prompt masked): ``un + (s + 1)(cond - un)``; 0 = off."""
+
+    @classmethod
+    def for_tests(cls) -> "FixedCountSamplerParams":
+        return cls(gen_length=8, steps=4, block_length=4)
+
+
+class DreamSamplerParams(_Decoding):
+    """Dream's ``diffusion_generate``: one window, Dream's timestep rule, ``alg`` picks the confidence."""
+
+    kind: Literal["dream"] = "dream"
+    gen_length: int = Field(256, ge=1)
+    """Answer length G in tokens (Dream ``max_new_tokens``)."""
+    steps: int = Field(256, ge=1)
+    """Denoising steps (Dream's eval uses ``steps = max_new_tokens``)."""
+    alg: Literal["origin", "maskgit_plus", "topk_margin", "entropy"] = "entropy"
+    """origin: reveal each mask with probability 1 - s/t; otherwise the confidence used to rank masks."""
+    alg_temp: Optional[float] = Field(None, ge=0.0)
+    """None/0: commit the top-k; > 0: draw the k positions from softmax(confidence / alg_temp)."""
+    eps: float = Field(1e-3, gt=0.0, lt=1.0)
+    """Final timestep of ``linspace(1, eps, steps + 1)``."""
+    schedule: Optional[Family["schedules"]] = None
+    """None = Dream's timestep rule; a schedule kind (e.g. LaViDa-Dream's ``shift``) computed once at the start."""
+    step_ratio: Optional[float] = Field(None, gt=0.0, le=1.0)
+    """LaViDa-Dream's NFE knob: run ``int(gen_length * step_ratio)`` steps. Without a schedule the timesteps
+    still come from ``steps`` and the last step commits everything left, exactly as LaViDa does."""
+
+    @classmethod
+    def for_tests(cls) -> "DreamSamplerParams":
+        return cls(gen_length=8, steps=4)
+
+
+class ParallelSamplerParams(_Decoding):
+    """Fast-dLLM parallel decoding: per block, commit by confidence threshold or factor rule (at least one
+    token per step) until the block is filled; the step count adapts."""
+
+    kind: Literal["parallel"] = "parallel"
+    gen_length: int = Field(256, ge=1)
+    """Answer length G in tokens."""
+    block_length: int = Field(32, ge=1)
+    """Tokens per block (Fast-dLLM's best trade-off is 32); clamped to gen_length."""
+    threshold: Optional[float] = Field(0.9, ge=0.0, le=1.0)
+    """tau of the threshold rule (set it to null to use ``factor``)."""
+    factor: Optional[float] = Field(None, gt=0.0)
+    """f of the factor rule; requires ``threshold: null``."""
+    confidence: Family["confidence_measures"] = Field(
+        default_factory=lambda: {"kind": "probability"}, validate_default=True)
+    """How candidates are ranked and thresholded (Fast-dLLM: probability)."""
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> "ParallelSamplerParams":
+        if (self.threshold is None) == (self.factor is None):
+            raise ValueError(
+                f"set exactly one of threshold or factor (got threshold={self.threshold}, factor={self.factor}); "
+                "to use the factor rule also set threshold: null"
+            )
+        return self
+
+    @classmethod
+    def for_tests(cls) -> "ParallelSamplerParams":
+        return cls(gen_length=8, block_length=4)

@@ -1,0 +1,94 @@
+"""Token proposals: from a window of logits to a proposed token and a confidence per position.
+
+Two reference conventions, one function each:
+
+- LLaDA family (LLaDA, LaViDa, LLaDA-V, MMaDA, Fast-dLLM): ``x0 = argmax`` of float64 Gumbel-noised logits
+  (exact sampling from ``softmax(logits / T)``), confidence from the *un-noised* softmax;
+- Dream: logits divided by T, then top-p / top-k filtered (even at T = 0), ``x0`` drawn from (or the argmax of)
+  that softmax, and the confidence taken from the same tempered, filtered probabilities.
+
+Shapes: B batch, W window positions, V vocabulary. Everything is computed on the positions the sampler
+passes in (the current block), never on the whole sequence, and in float32 except the Gumbel draw.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def suppress(logits: torch.Tensor, token_ids: torch.Tensor | None) -> torch.Tensor:
+    """Set the logits of ``token_ids`` to -inf (banned tokens), out of place."""
+    if token_ids is None or token_ids.numel() == 0:
+        return logits
+    return logits.index_fill(-1, token_ids, float("-inf"))
+
+
+def top_k_filter(logits: torch.Tensor, top_k: int | None) -> torch.Tensor:
+    """Keep the ``top_k`` largest logits (ties at the k-th kept), the rest -> ``finfo.min`` (Dream's rule)."""
+    if top_k is None:
+        return logits
+    kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]  # [..., 1]
+    return logits.masked_fill(logits < kth, torch.finfo(logits.dtype).min)
+
+
+def top_p_filter(logits: torch.Tensor, top_p: float | None) -> torch.Tensor:
+    """Nucleus filter: keep the smallest prefix of sorted tokens whose mass reaches ``top_p`` (Dream's rule)."""
+    if top_p is None or top_p >= 1:
+        return logits
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    remove = sorted_logits.softmax(-1).cumsum(-1) > top_p
+    remove[..., 1:] = remove[..., :-1].clone()  # shift right: keep the token that crosses top_p
+    remove[..., 0] = False
+    return logits.masked_fill(remove.scatter(-1, order, remove), torch.finfo(logits.dtype).min)
+
+
+def gumbel_argmax(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+    """LLaDA's ``add_gumbel_noise`` + argmax: ``argmax exp(l) / (-log u)^T`` in float64 (low-precision Gumbel
+    hurts generation quality, arXiv:2409.02908). Equivalent to sampling from ``softmax(l / T)``."""
+    logits = logits.to(torch.float64)
+    noise = torch.rand(logits.shape, dtype=torch.float64, generator=generator, device=logits.device)
+    return (logits.exp() / (-torch.log(noise)) ** temperature).argmax(-1)
+
+
+def propose_llada(
+    logits: torch.Tensor,
+    *,
+    temperature: float,
+    top_p: float | None,
+    top_k: int | None,
+    banned: torch.Tensor | None,
+    confidence,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``logits [B, W, V]`` -> ``(x0 [B, W], confidence [B, W])``, LLaDA convention."""
+    logits = suppress(logits.float(), banned)
+    if temperature > 0:
+        x0 = gumbel_argmax(top_p_filter(top_k_filter(logits, top_k), top_p), temperature, generator)
+    else:
+        x0 = logits.argmax(-1)
+    probs = logits.softmax(-1) if getattr(confidence, "needs_probs", True) else None
+    return x0, confidence(probs, x0, generator)
+
+
+def propose_dream(
+    logits: torch.Tensor,
+    *,
+    temperature: float,
+    top_p: float | None,
+    top_k: int | None,
+    banned: torch.Tensor | None,
+    confidence,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``logits [B, W, V]`` -> ``(x0 [B, W], confidence [B, W])``, Dream's ``sample_tokens`` convention."""
+    logits = suppress(logits.float(), banned)
+    if temperature > 0:
+        logits = logits / temperature
+    probs = F.softmax(top_k_filter(top_p_filter(logits, top_p), top_k), dim=-1)  # [B, W, V]
+    if temperature > 0:
+        flat = probs.reshape(-1, probs.shape[-1])  # [B * W, V]
+        x0 = torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
+    else:
+        x0 = probs.argmax(-1)
+    return x0, confidence(probs, x0, generator)
