@@ -37,3 +37,11 @@ class CheckpointError(DvlmError, ValueError):
 
 class SamplerError(DvlmError, ValueError):
     """A sampler cannot run as configured (lengths that do not fit, an undeclared token role, ...)."""
+
+
+class DataError(DvlmError, ValueError):
+    """Training or evaluation data cannot be used: unreadable file, malformed rows (when told to fail)."""
+
+
+class TrainingError(DvlmError, RuntimeError):
+    """A training run cannot go on: non-finite loss or gradients, a resume that does not match the run."""
