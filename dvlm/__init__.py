@@ -27,6 +27,7 @@ _LAZY = {
     "ModelSpec": "dvlm.core.specs:ModelSpec",
     "DvlmError": "dvlm.core.errors:DvlmError",
     "load_pretrained": "dvlm.core.checkpoint:load_pretrained",
+    "generate": "dvlm.core.generation:generate",
 }
 
 __all__ = ["__version__", "hookimpl", *_LAZY]

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dvlm.core.errors import DvlmError
+from dvlm.core.generate_cli import generate_command
 
 app = typer.Typer(
     name="dvlm",
@@ -78,6 +79,9 @@ def validate_command(
 
     spec = load_spec(file)
     print(spec_hash(spec))
+
+
+app.command("generate")(generate_command)
 
 
 def main() -> None:

@@ -179,12 +179,14 @@ def generate(
     generator: torch.Generator | None = None,
     on_step: Callable[[StepEvent], None] | None = None,
     trace: bool = False,
+    tokenizer: Any = None,
 ) -> GenerationResult:
     """Generate answers with a diffusion sampler.
 
     ``input_ids``: ``[B, P]`` tensor (left-padded, with ``attention_mask``) or a list of ragged id lists;
     ``prompt``: text (needs a tokenizer attached to the model); ``draft``: an infill draft for the answer;
-    ``sampler``: preset name, spec file, dict or params; ``overrides``: ``["steps=16", "cache=prefix"]``.
+    ``sampler``: preset name, spec file, dict or params; ``overrides``: ``["steps=16", "cache=prefix"]``;
+    ``tokenizer``: encodes ``prompt`` and decodes ``text`` (default: ``model.tokenizer`` if any).
     """
     from dvlm.core.sampler_specs import resolve_sampler
 
@@ -192,7 +194,7 @@ def generate(
         raise DvlmError("images= needs a vision-language model path, which this model does not provide; "
                         "pass a text prompt or input_ids")
     backbone = backbone_of(model)
-    tokenizer = tokenizer_of(model)
+    tokenizer = tokenizer if tokenizer is not None else tokenizer_of(model)
     params = resolve_sampler(sampler, overrides)
     if (prompt is None) == (input_ids is None):
         raise SamplerError("pass exactly one of prompt= (text) or input_ids= (token ids)")

@@ -1,0 +1,1 @@
+"""Named settings shipped with dvlm (``samplers/<name>.yaml``): ``dvlm generate --sampler lavida-coco``."""
