@@ -190,12 +190,17 @@ def generate(
     """
     from dvlm.core.sampler_specs import resolve_sampler
 
-    if images:
-        raise DvlmError("images= needs a vision-language model path, which this model does not provide; "
-                        "pass a text prompt or input_ids")
     backbone = backbone_of(model)
     tokenizer = tokenizer if tokenizer is not None else tokenizer_of(model)
     params = resolve_sampler(sampler, overrides)
+    if prompt is not None and input_ids is None and hasattr(model, "prompt_batch"):  # dvlm.core.vlm.DiffusionVLM:
+        # chat template, <image> placeholders, image features spliced into the prompt embeddings
+        batch = model.prompt_batch(prompt, images, gen_length=getattr(params, "gen_length", 0), draft=draft)
+        return run_sampler(backbone, batch, params, tokenizer=tokenizer, generator=generator, on_step=on_step,
+                           trace=trace)
+    if images:
+        raise DvlmError("images= needs prompt= text and a vision-language model (dvlm.build of a spec with a "
+                        "vision_encoder, or dvlm.load_pretrained of a LaViDa / LLaDA-V folder)")
     if (prompt is None) == (input_ids is None):
         raise SamplerError("pass exactly one of prompt= (text) or input_ids= (token ids)")
     if prompt is not None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter, ValidationError, model_validator
 from pydantic_core import PydanticCustomError, core_schema
 
 from dvlm.core.errors import SpecError
@@ -116,7 +116,8 @@ def rebuild_params_models() -> None:
 
 
 class ModelSpec(Spec):
-    """What to build: the backbone and, for a VLM, the vision encoder and projector."""
+    """What to build: the backbone and, for a VLM, the vision encoder, projector and image layout, plus how
+    text prompts are formatted (chat template, tokenizer) and guarded (context, image size)."""
 
     spec: Literal["model"] = "model"
     backbone: Family["backbones"]
@@ -125,11 +126,36 @@ class ModelSpec(Spec):
     """The vision encoder; None for a text-only model."""
     projector: Family["projectors"] | None = None
     """Maps vision features to the backbone width; required when a vision encoder is set."""
+    image_layout: Family["image_layouts"] | None = None
+    """How an image becomes views and its features become tokens; required when a vision encoder is set."""
+    chat_template: Family["chat_templates"] | None = None
+    """Formats a conversation into the prompt text; None tokenises the prompt text as given."""
+    tokenizer: str | None = non_semantic(None)
+    """Folder of the tokenizer files (read with transformers' AutoTokenizer); needed for text prompts."""
+    truncation: Literal["error", "left", "right"] = "error"
+    """Prompt (text + image tokens) plus answer longer than the backbone's context: ``error`` (default),
+    ``right`` keeps the start like LLaVA's truncation (which can cut the generation prompt), ``left`` keeps
+    the end."""
+    max_image_pixels: int | None = non_semantic(89_478_485, ge=1)
+    """Decompression-bomb guard: larger images are refused before decoding (Pillow's threshold); None: off."""
+
+    @model_validator(mode="after")
+    def _vision_parts(self) -> "ModelSpec":
+        if self.vision_encoder is not None:
+            missing = [name for name in ("projector", "image_layout") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"a vision encoder needs {' and '.join(missing)} too (e.g. projector: "
+                                 f"{{kind: mlp2x_gelu}}, image_layout: {{kind: anyres}})")
+        elif self.projector is not None or self.image_layout is not None:
+            raise ValueError("projector and image_layout need a vision_encoder; remove them for a text-only model")
+        return self
 
 
 def top_level_types() -> dict[str, Any]:
     """Document type (the ``spec:`` key of a file) -> the type it validates as."""
-    return {"model": ModelSpec, "sampler": Family["samplers"]}
+    from dvlm.train.spec import TrainSpec  # imported here: dvlm.train.spec builds on this module
+
+    return {"model": ModelSpec, "sampler": Family["samplers"], "train": TrainSpec}
 
 
 # -- loading and errors ----------------------------------------------------------------------

@@ -1,0 +1,278 @@
+"""The diffusion vision-language model: a backbone, optionally a vision encoder + projector + image layout,
+and the chat template and tokenizer that turn a conversation into the prompt.
+
+Data flow (DESIGN section 4)::
+
+    image -> layout.views -> vision encoder -> projector -> layout.merge (pool, unpad, newline) -> tokens
+    conversation -> chat template -> text with <image> -> token chunks --+-- splice -> prompt embeddings
+                                                                         |
+                                                                   image tokens
+
+All images of a batch are encoded by one vision forward; the spliced prompt embeddings go to the sampler
+(``PromptBatch.inputs_embeds``), whose cache policy decides how the prefix is cached. Prompts of a batch
+are left-padded.
+
+Shape legend:
+    B batch   P prompt length (text + image tokens)   D backbone width   N views of all images
+    S view side   g tokens per view side   C vision feature width   T_i tokens of image i
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from dvlm.core.errors import PromptError
+from dvlm.core.generation import PromptBatch
+from dvlm.core.image import load_image
+from dvlm.core.plugins import get_registry
+from dvlm.core.specs import ModelSpec, load_spec, parse_spec
+from dvlm.core.tokenizer import IMAGE_PLACEHOLDER, load_tokenizer, split_on_images
+
+
+def context_length(backbone: Any) -> int | None:
+    """The context the backbone's checkpoint declares (LLaDA ``max_sequence_length``, Dream
+    ``max_position_embeddings``), or None when it declares none."""
+    params = getattr(backbone, "params", None)
+    for name in ("max_sequence_length", "max_position_embeddings"):
+        if getattr(params, name, None) is not None:
+            return int(getattr(params, name))
+    return None
+
+
+def _conversations(prompt: Any, images: Any) -> list[tuple[Any, list[Any]]]:
+    """``prompt`` + ``images`` -> one (conversation, images) pair per row.
+
+    One prompt (a string or a message list) takes a flat list of images; a list of prompts takes a list
+    with one list of images per prompt (or None)."""
+    single = isinstance(prompt, str) or (isinstance(prompt, Sequence) and prompt and isinstance(prompt[0], Mapping))
+    if single:
+        return [(prompt, list(images or []))]
+    prompts = list(prompt)
+    if not prompts:
+        raise PromptError("prompt= is an empty list; pass a string, a message list, or a list of those")
+    if images is None:
+        return [(p, []) for p in prompts]
+    if len(images) != len(prompts) or any(row is not None and not isinstance(row, (list, tuple)) for row in images):
+        raise PromptError(
+            f"with {len(prompts)} prompts, images= must be a list of {len(prompts)} lists (one per prompt, "
+            f"None or [] for none), got {len(images)} entries"
+        )
+    return [(p, list(row or [])) for p, row in zip(prompts, images)]
+
+
+def _with_placeholders(conversation: Any, count: int, row: int) -> Any:
+    """Check the ``<image>`` placeholders against the images; with none at all, put them before the first user
+    text (as LaViDa's eval wrapper does: ``"<image> <image>\\n" + question``)."""
+    messages = [{"role": "user", "content": conversation}] if isinstance(conversation, str) else list(conversation)
+    found = sum(str(m.get("content", "")).count(IMAGE_PLACEHOLDER) for m in messages)
+    if found == count:
+        return conversation
+    if found == 0:
+        first = next((i for i, m in enumerate(messages) if m.get("role") == "user"), None)
+        if first is None:
+            raise PromptError(f"prompt {row} has {count} image(s) but no user message to attach them to")
+        prefix = " ".join([IMAGE_PLACEHOLDER] * count) + "\n"
+        if isinstance(conversation, str):
+            return prefix + conversation
+        messages[first] = {**messages[first], "content": prefix + messages[first]["content"]}
+        return messages
+    raise PromptError(
+        f"prompt {row} has {found} {IMAGE_PLACEHOLDER} placeholder(s) but {count} image(s) were given; "
+        f"use one {IMAGE_PLACEHOLDER} per image (or none, to put them all before the text)"
+    )
+
+
+class DiffusionVLM(nn.Module):
+    """Backbone + vision encoder + projector + image newline, with the chat template and tokenizer.
+
+    Parameter names: ``backbone.*``, ``vision.*``, ``projector.*``, ``image_newline``.
+    """
+
+    def __init__(self, spec: ModelSpec, backbone: nn.Module, vision: nn.Module | None = None,
+                 projector: nn.Module | None = None, layout: Any = None, chat_template: Any = None,
+                 tokenizer: Any = None) -> None:
+        super().__init__()
+        self.spec = spec
+        self.backbone = backbone
+        self.vision = vision
+        self.projector = projector
+        self.layout = layout
+        self.chat_template = chat_template
+        self.tokenizer = tokenizer
+        self.image_newline = None
+        if layout is not None and layout.uses_newline:
+            width = backbone.hidden_size  # LLaVA: randn(D) / sqrt(D)
+            self.image_newline = nn.Parameter(torch.randn(width, dtype=self.dtype) / math.sqrt(width))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.backbone.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    @property
+    def special_tokens(self):
+        return self.backbone.special_tokens
+
+    # -- images ----------------------------------------------------------------------------------------
+    def load_images(self, images: Sequence[Any]) -> list[Any]:
+        """Paths, bytes or PIL images -> RGB PIL images (clear errors for bad files, the pixel limit applied)."""
+        if images and self.vision is None:
+            raise PromptError("this model has no vision encoder, so it cannot take images; build it from a spec "
+                              "with vision_encoder, projector and image_layout")
+        return [load_image(image, self.spec.max_image_pixels) for image in images]
+
+    def count_image_tokens(self, image: Any) -> int:
+        """Tokens a loaded image becomes (from its size alone: nothing runs)."""
+        return self.layout.num_tokens(image.size, self.vision.image_size, self.vision.grid_size)
+
+    def encode_images(self, images: Sequence[Any]) -> list[torch.Tensor]:
+        """Loaded images -> their token sequences ``[T_i, D]``, with one vision forward for all their views."""
+        if not images:
+            return []
+        views, grids = zip(*(self.layout.views(image, self.vision.preprocess) for image in images))
+        pixels = torch.cat(views).to(self.device)  # [N, 3, S, S]
+        features = self.vision(pixels)  # [N, g*g, C]
+        projected = self.projector(features.to(self.dtype))  # [N, g*g, D]
+        tokens, start = [], 0
+        for view, grid in zip(views, grids):
+            tokens.append(self.layout.merge(projected[start : start + len(view)], grid, self.image_newline))
+            start += len(view)
+        return tokens
+
+    # -- prompts ---------------------------------------------------------------------------------------
+    def render(self, conversation: Any) -> str:
+        """The prompt text: the chat template applied, or the text itself without a template."""
+        if self.chat_template is not None:
+            return self.chat_template.render(conversation, bos_token=getattr(self.tokenizer, "bos_token", None))
+        if not isinstance(conversation, str):
+            raise PromptError("this model has no chat_template, so prompt= must be plain text, not messages")
+        return conversation
+
+    def _fit(self, rows: list[list[Any]], gen_length: int) -> list[list[Any]]:
+        """Enforce the backbone context on each row's pieces (text-id lists and image-token counts)."""
+        context = context_length(self.backbone)
+        if context is None:
+            return rows
+        budget = context - gen_length
+        if budget <= 0:
+            raise PromptError(f"gen_length {gen_length} leaves no room for a prompt in the backbone's context of "
+                              f"{context} tokens; lower gen_length")
+        for b, pieces in enumerate(rows):
+            text = sum(len(p) for p in pieces if isinstance(p, list))
+            image = sum(p for p in pieces if isinstance(p, int))
+            if text + image > budget and self.spec.truncation == "error":
+                raise PromptError(
+                    f"prompt {b} is {text} text + {image} image tokens = {text + image}, and with the "
+                    f"{gen_length}-token answer that exceeds the backbone's context of {context} tokens. Shorten "
+                    f"the prompt, use fewer or smaller images (or a layout with fewer tokens), lower gen_length, "
+                    f"or set `truncation: left` or `right` in the model spec."
+                )
+        return rows
+
+    def prompt_batch(self, prompt: Any, images: Any = None, *, gen_length: int = 0,
+                     draft: torch.Tensor | Sequence[int] | None = None) -> PromptBatch:
+        """Conversation(s) and images -> the sampler's ``PromptBatch`` (ids, left padding, spliced embeddings).
+
+        ``prompt``: a string, a message list, or a list of those (a batch); ``images``: for one prompt a list
+        of images, for a batch one list per prompt. ``gen_length`` counts against the backbone's context."""
+        if self.tokenizer is None:
+            raise PromptError("this model has no tokenizer, so prompt= text cannot be encoded; set `tokenizer:` "
+                              "in the model spec (a folder with tokenizer files) or pass input_ids=")
+        rows, loaded = [], []
+        for b, (conversation, row_images) in enumerate(_conversations(prompt, images)):
+            row_loaded = self.load_images(row_images)
+            chunks = split_on_images(self.tokenizer, self.render(_with_placeholders(conversation, len(row_loaded), b)))
+            pieces: list[Any] = [chunks[0]]
+            for image, chunk in zip(row_loaded, chunks[1:]):
+                pieces += [self.count_image_tokens(image), chunk]
+            rows.append(pieces)
+            loaded += row_loaded
+        self._fit(rows, gen_length)  # before any vision forward
+        features = iter(self.encode_images(loaded))
+        pad_id = self.special_tokens.pad_id
+        ids_rows, embed_rows = [], []
+        for pieces in rows:
+            ids, embeds = [], []
+            for piece in pieces:
+                if isinstance(piece, list):
+                    chunk = torch.tensor(piece, dtype=torch.long, device=self.device)
+                    ids.append(chunk)
+                    embeds.append(self.backbone.embed(chunk[None])[0])  # [len, D]
+                else:
+                    tokens = next(features)  # [T_i, D]
+                    ids.append(torch.full((len(tokens),), pad_id, dtype=torch.long, device=self.device))
+                    embeds.append(tokens.to(self.dtype))
+            ids_rows.append(torch.cat(ids))
+            embed_rows.append(torch.cat(embeds))
+        ids_rows, embed_rows = self._truncate(ids_rows, embed_rows, gen_length)
+        return self._left_pad(ids_rows, embed_rows, draft)
+
+    def _truncate(self, ids_rows, embed_rows, gen_length):
+        context = context_length(self.backbone)
+        if context is None or self.spec.truncation == "error":
+            return ids_rows, embed_rows
+        keep = context - gen_length
+        cut = slice(None, keep) if self.spec.truncation == "right" else slice(-keep, None)
+        return [ids[cut] for ids in ids_rows], [embeds[cut] for embeds in embed_rows]
+
+    def _left_pad(self, ids_rows, embed_rows, draft) -> PromptBatch:
+        length = max(len(ids) for ids in ids_rows)
+        batch = len(ids_rows)
+        ids = torch.full((batch, length), self.special_tokens.pad_id, dtype=torch.long, device=self.device)
+        embeds = torch.zeros(batch, length, self.backbone.hidden_size, dtype=self.dtype, device=self.device)
+        mask = torch.zeros(batch, length, dtype=torch.long, device=self.device)
+        for b, (row_ids, row_embeds) in enumerate(zip(ids_rows, embed_rows)):
+            ids[b, length - len(row_ids):] = row_ids
+            embeds[b, length - len(row_ids):] = row_embeds
+            mask[b, length - len(row_ids):] = 1
+        if draft is not None:
+            draft = torch.as_tensor(draft, dtype=torch.long, device=self.device)
+            draft = draft.expand(batch, -1) if draft.dim() == 1 else draft
+        return PromptBatch(input_ids=ids, attention_mask=None if bool(mask.all()) else mask, inputs_embeds=embeds,
+                           draft=draft)
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """The backbone's forward (``dvlm.core.interfaces.Backbone``): logits ``[B, T, V]``."""
+        return self.backbone(*args, **kwargs)
+
+
+def _as_spec(spec: ModelSpec | Mapping[str, Any] | str | Path) -> ModelSpec:
+    if isinstance(spec, ModelSpec):
+        return spec
+    if isinstance(spec, Mapping):
+        return parse_spec(dict(spec), as_type="model")
+    return load_spec(spec, as_type="model")
+
+
+def assemble(spec: ModelSpec, backbone: nn.Module, tokenizer: Any = None) -> DiffusionVLM:
+    """Everything around an already built backbone (used by ``build`` and by checkpoint loading)."""
+    registry = get_registry()
+    vision = projector = layout = template = None
+    if spec.vision_encoder is not None:
+        vision = registry.build("vision_encoders", spec.vision_encoder)
+        projector = registry.build("projectors", spec.projector, vision.feature_dim, backbone.hidden_size)
+        layout = registry.build("image_layouts", spec.image_layout)
+    if spec.chat_template is not None:
+        template = registry.build("chat_templates", spec.chat_template)
+    if tokenizer is None and spec.tokenizer is not None:
+        tokenizer = load_tokenizer(spec.tokenizer)
+    model = DiffusionVLM(spec, backbone, vision, projector, layout, template, tokenizer)
+    if projector is not None:
+        projector.to(device=model.device, dtype=model.dtype)
+    return model
+
+
+def build(spec: ModelSpec | Mapping[str, Any] | str | Path) -> DiffusionVLM:
+    """A model spec (object, dict or file) -> a ``DiffusionVLM``: random weights for the backbone and projector;
+    the vision encoder loads its ``pretrained`` weights, or is random where the spec says ``init: random``."""
+    spec = _as_spec(spec)
+    backbone = get_registry().build("backbones", spec.backbone)
+    return assemble(spec, backbone)
