@@ -12,7 +12,9 @@ model spec), each under a temporary name renamed into place; ``spec.json`` is wr
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -24,6 +26,10 @@ from dvlm.core.plugins import get_registry
 from dvlm.core.safetensors_io import INDEX, read_header, read_tensor, replace_atomically, save_sharded, shard_files
 from dvlm.core.specs import ModelSpec
 
+_INIT_FUNCTIONS = (
+    "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "kaiming_uniform_", "kaiming_normal_",
+    "xavier_uniform_", "xavier_normal_",
+)
 #: tensors some exporters add that are recomputed, never loaded
 _IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
 
@@ -42,10 +48,27 @@ def load_pretrained(path: str | Path, *, dtype: str | torch.dtype | None = None,
         torch_dtype(name)  # validates the name
         params = type(params).model_validate({**params.model_dump(), "dtype": name})
     factory = get_registry().get("backbones", params.kind).factory  # imported outside the meta context
-    with torch.device("meta"):
+    with torch.device("meta"), skip_init():
         model = factory(params)
     load_weights(model, folder, layout, torch_dtype(params.dtype), device)
     return model.eval()
+
+
+@contextmanager
+def skip_init() -> Iterator[None]:
+    """Skip ``torch.nn.init``'s random fills while building a model whose weights will be loaded.
+
+    On the meta device they are no-ops anyway, but running them imports torch's Python meta
+    kernels (sympy, mpmath, ...): about 190 MB of resident memory and a second of start-up.
+    """
+    saved = {name: getattr(nn.init, name) for name in _INIT_FUNCTIONS}
+    for name in _INIT_FUNCTIONS:
+        setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+    try:
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(nn.init, name, function)
 
 
 def load_weights(model: nn.Module, folder: Path, layout: Layout, dtype: torch.dtype, device: str | torch.device) -> None:

@@ -58,7 +58,8 @@ class Backbone(Protocol):
       window attends to cache positions ``[0, attend_end)`` (default ``cache_start + T``);
     - logits are aligned: position i holds the prediction for token i even when the underlying
       head is shifted (``logits_shifted``, Dream); for a cached window the first row uses the
-      hidden state at ``cache_start - 1`` which the cache keeps (``last_hidden`` of the prefix).
+      hidden state at ``cache_start - 1``, which the cache keeps (it stores the final hidden
+      state of every position a forward wrote).
     """
 
     special_tokens: SpecialTokens
