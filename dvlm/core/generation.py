@@ -65,7 +65,8 @@ class GenerationResult:
     token_ids: torch.Tensor
     """``[B, G]`` answer ids; positions left masked by an early stop hold the pad id."""
     text: list[str] | None
-    """Decoded answers (end tokens, padding and infill fillers removed); None without a tokenizer."""
+    """Decoded answers up to the first end token (end tokens, padding, FIM markers and fillers removed);
+    None without a tokenizer."""
     nfe: int
     """Forward passes of the backbone (a CFG step counts 2; a cache prefill counts 1)."""
     tokens_per_forward: float
@@ -113,7 +114,8 @@ def answer_lengths(token_ids: torch.Tensor, end_ids: Sequence[int]) -> list[int]
 
 
 def decode(tokenizer, token_ids: torch.Tensor, lengths: Sequence[int], drop_ids: Sequence[int]) -> list[str]:
-    """Text of each row up to its end token, without ``drop_ids`` (mask, padding, FIM markers and fillers)."""
+    """Text of each row up to its end token, without ``drop_ids`` (mask, padding, end tokens, FIM markers and
+    fillers)."""
     texts = []
     for row, length in zip(token_ids.tolist(), lengths):
         kept = [t for t in row[:length] if t not in set(drop_ids)]
@@ -157,7 +159,7 @@ def run_sampler(
     lengths = answer_lengths(ids, end_ids)
     text = None
     if tokenizer is not None:
-        drop = [tokens.mask_id, tokens.pad_id, *(v for k, v in tokens.extra.items() if k in INFILL_ROLES)]
+        drop = [tokens.mask_id, tokens.pad_id, *end_ids, *(v for k, v in tokens.extra.items() if k in INFILL_ROLES)]
         text = decode(tokenizer, ids, lengths, drop)
     nfe = max(canvas.nfe, 1)
     return GenerationResult(

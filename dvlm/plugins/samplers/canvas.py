@@ -155,6 +155,14 @@ class StopTracker:
         position = torch.arange(start, end, device=self.canvas.device) - self.canvas.prompt_length
         return position[None, :] < self.stop[:, None]
 
+    def finish(self) -> Canvas:
+        """End of the loop: with early stop, every answer position after a row's stop becomes padding
+        (the answer ends at its earliest end token, as LLaDA-V cuts its output there)."""
+        if self.enabled:
+            after = torch.arange(self.canvas.gen_length, device=self.canvas.device)[None, :] > self.stop[:, None]
+            self.canvas.answer.masked_fill_(after, self.canvas.tokens.pad_id)
+        return self.canvas
+
     def all_done(self) -> bool:
         """True when every row is finished (one host sync)."""
         if not self.enabled:

@@ -95,7 +95,7 @@ class DreamSampler:
             canvas.commit(start, commit, x0)
             stopper.update()
             yield step_event(canvas, step, 0, start, commit, confidence)
-        return canvas
+        return stopper.finish()
 
     def _propose(self, logits, banned, generator, confidence):
         p = self.params

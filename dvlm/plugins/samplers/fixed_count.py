@@ -66,7 +66,7 @@ class FixedCountSampler:
                 if not bool(count.any()):
                     continue  # nothing to commit: no forward
                 if stopper.all_done():
-                    return canvas
+                    return stopper.finish()
                 logits, offset = policy.logits(canvas, start, end, refresh)
                 refresh = False
                 x0, confidence = propose_llada(
@@ -82,4 +82,4 @@ class FixedCountSampler:
                 stopper.update()
                 yield step_event(canvas, step, block, start, commit, confidence)
                 step += 1
-        return canvas
+        return stopper.finish()

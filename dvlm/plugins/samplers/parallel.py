@@ -57,4 +57,4 @@ class ParallelSampler:
                 stopper.update()
                 yield step_event(canvas, step, block, start, commit, confidence)
                 step += 1
-        return canvas
+        return stopper.finish()
