@@ -14,15 +14,6 @@ import typer
 from dvlm.core.errors import SamplerError
 
 
-def load_tokenizer(folder: Path):
-    """The tokenizer saved beside the weights (``tokenizer.json`` etc.), or None."""
-    if not any((folder / name).exists() for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
-        return None
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(folder))
-
-
 def parse_input_ids(text: str) -> list[list[int]]:
     """``"1,2,3"`` -> ``[[1, 2, 3]]``; rows separated by ``;`` (``"1,2;3,4,5"``) form a ragged batch."""
     try:
@@ -47,15 +38,18 @@ def generate_command(
     import dvlm
     from dvlm.core.generation import generate
     from dvlm.core.sampler_specs import resolve_sampler
+    from dvlm.core.tokenizer import has_tokenizer, load_tokenizer
 
     if (prompt is None) == (input_ids is None):
         raise SamplerError("pass exactly one of --prompt TEXT or --input-ids 1,2,3")
     params = resolve_sampler(sampler, set_ or [])  # spec mistakes surface before the model loads
     model = dvlm.load_pretrained(checkpoint)
-    tokenizer = load_tokenizer(checkpoint)
+    tokenizer = getattr(model, "tokenizer", None)  # a vision-language model carries its own
+    if tokenizer is None and has_tokenizer(checkpoint):
+        tokenizer = load_tokenizer(checkpoint)
     if prompt is not None and tokenizer is None:
         raise SamplerError(
-            f"{checkpoint} has no tokenizer files (tokenizer.json / tokenizer_config.json), so --prompt cannot be "
+            f"{checkpoint} has no tokenizer files (tokenizer.json, tokenizer_config.json, ...), so --prompt cannot be "
             "encoded; pass --input-ids or add the tokenizer files to the folder"
         )
     result = generate(

@@ -100,12 +100,6 @@ def tokenizer_of(model: Any):
     return getattr(model, "tokenizer", None)
 
 
-def encode(tokenizer, text: str) -> list[int]:
-    """Token ids of ``text`` with a ``tokenizers.Tokenizer`` or a transformers tokenizer (no special tokens)."""
-    encoded = tokenizer.encode(text, add_special_tokens=False)
-    return list(getattr(encoded, "ids", encoded))
-
-
 def answer_lengths(token_ids: torch.Tensor, end_ids: Sequence[int]) -> list[int]:
     """Per row: position of the first end token + 1, else G (end-of-sequence padding is not an answer)."""
     hit = torch.isin(token_ids, torch.tensor(list(end_ids), device=token_ids.device))
@@ -209,6 +203,8 @@ def generate(
         if tokenizer is None:
             raise SamplerError("this model has no tokenizer, so prompt= text cannot be encoded; pass input_ids= "
                                "or load a checkpoint that includes tokenizer files")
+        from dvlm.core.tokenizer import encode
+
         input_ids = [encode(tokenizer, p) for p in ([prompt] if isinstance(prompt, str) else prompt)]
     if not isinstance(input_ids, torch.Tensor):
         rows = [list(r) for r in input_ids]

@@ -136,3 +136,23 @@ def test_cli_generate_json_and_errors():
     ]:
         result = CliRunner().invoke(app, [*checkpoint, *args])
         assert isinstance(result.exception, dvlm.DvlmError) and message in str(result.exception)
+
+
+def test_cli_prompt_text_with_a_tokenizer_in_the_checkpoint(tmp_path, llada):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from dvlm.core.cli import app
+    from dvlm.core.tiny_tokenizer import save_tiny_tokenizer_for
+    from tests.samplers.conftest import FIXTURES
+
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(FIXTURES / "llada_tiny" / name, tmp_path / name)
+    save_tiny_tokenizer_for(tmp_path, llada.params)
+    result = CliRunner().invoke(app, ["generate", "--checkpoint", str(tmp_path), "--prompt", "Hello there",
+                                      "--sampler", "llada-reference", "--set", "gen_length=8", "--set", "steps=8",
+                                      "--set", "block_length=8", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert isinstance(out["text"][0], str) and len(out["token_ids"][0]) == 8
