@@ -41,6 +41,10 @@ def load_pretrained(path: str | Path, *, dtype: str | torch.dtype | None = None,
     stored one. The model returns logits ``[B, T, V]`` from ``input_ids`` or ``inputs_embeds``.
     """
     folder = Path(path)
+    from dvlm.core.vlm_checkpoint import is_multimodal, load_multimodal  # LaViDa, LLaDA-V, multimodal dvlm folders
+
+    if is_multimodal(folder):
+        return load_multimodal(folder, dtype=dtype, device=device)
     layout, config = detect_layout(folder)
     params = layout.params(config)
     if dtype is not None:
@@ -109,6 +113,11 @@ def load_weights(model: nn.Module, folder: Path, layout: Layout, dtype: torch.dt
 
 def save_pretrained(model: nn.Module, path: str | Path, *, max_shard_bytes: int = 4 << 30) -> None:
     """Write ``model`` (a backbone with ``.params``) as a dvlm checkpoint that ``load_pretrained`` reloads exactly."""
+    if hasattr(model, "spec"):  # a DiffusionVLM: its spec, weights and tokenizer (dvlm.core.vlm_checkpoint)
+        from dvlm.core.vlm_checkpoint import save_multimodal
+
+        save_multimodal(model, path, max_shard_bytes=max_shard_bytes)
+        return
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     dtype = {v: k for k, v in DTYPES.items()}.get(model.dtype)

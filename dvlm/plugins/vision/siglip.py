@@ -43,7 +43,7 @@ def _hf_config(params: SiglipParams, layers: int):
     return SiglipVisionConfig(image_size=params.image_size, **common)
 
 
-def _published_architecture(folder: Path, naflex: bool) -> dict:
+def published_architecture(folder: Path, naflex: bool) -> dict:
     """The vision architecture of a transformers SigLIP folder, with transformers' defaults filled in."""
     raw = read_json(folder / "config.json")
     vision = raw.get("vision_config", raw) if raw.get("model_type") in ("siglip", "siglip2") else raw
@@ -52,8 +52,8 @@ def _published_architecture(folder: Path, naflex: bool) -> dict:
     else:
         from transformers import SiglipVisionConfig as Config
     cfg = Config.from_dict({k: v for k, v in vision.items() if k != "model_type"})
-    found = dict(hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
-                 num_layers=cfg.num_hidden_layers, num_heads=cfg.num_attention_heads, patch_size=cfg.patch_size)
+    found = dict(hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size, num_layers=cfg.num_hidden_layers,
+                 num_heads=cfg.num_attention_heads, patch_size=cfg.patch_size, layer_norm_eps=cfg.layer_norm_eps)
     if naflex:
         found["position_grid"] = int(round(cfg.num_patches ** 0.5))
     else:
@@ -125,7 +125,7 @@ def build_siglip(params: SiglipParams) -> SiglipEncoder:
                                                   "patch_size", "image_size", "position_grid"})
             if not encoder.naflex:
                 expected.pop("position_grid", None)
-            check_architecture(where, expected, _published_architecture(folder, encoder.naflex))
+            check_architecture(where, expected, published_architecture(folder, encoder.naflex))
         with torch.no_grad():
             encoder.load_published(read_safetensors(folder), where)
     return encoder
