@@ -39,12 +39,14 @@ def write_checkpoint(folder: Path, d: int, layers: int, mlp: int, vocab: int, sh
     generator = torch.Generator().manual_seed(0)
     for s in range(shards):
         name = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
-        part = {k: (torch.randn(shapes[k], generator=generator) * 0.02).bfloat16() for k in keys[s * per_shard:(s + 1) * per_shard]}
+        names = keys[s * per_shard : (s + 1) * per_shard]
+        part = {k: (torch.randn(shapes[k], generator=generator) * 0.02).bfloat16() for k in names}
         save_file(part, folder / name, metadata={"format": "pt"})
         total += sum(t.numel() * t.element_size() for t in part.values())
         weight_map.update(dict.fromkeys(part, name))
         del part
-    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}))
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     config = {"model_type": "llada", "architectures": ["LLaDAModelLM"], "d_model": d, "n_heads": d // 128,
               "n_kv_heads": d // 128, "n_layers": layers, "mlp_hidden_size": mlp, "vocab_size": vocab,
               "embedding_size": vocab, "rope_theta": 500000.0, "rms_norm_eps": 1e-5, "max_sequence_length": 4096,
@@ -103,7 +105,8 @@ def main() -> None:
         weight_bytes = write_checkpoint(Path(tmp), args.d_model, args.layers, args.mlp, args.vocab, args.shards)
         results = {}
         for how in ("naive", "dvlm"):
-            out = subprocess.run([sys.executable, __file__, "--measure", tmp, how], capture_output=True, text=True, check=True)
+            command = [sys.executable, __file__, "--measure", tmp, how]
+            out = subprocess.run(command, capture_output=True, text=True, check=True)
             m = json.loads(out.stdout.strip().splitlines()[-1])
             assert m["held"] == weight_bytes, (how, m["held"], weight_bytes)
             results[how] = (m["peak"] - m["baseline"]) / weight_bytes

@@ -34,7 +34,9 @@ _INIT_FUNCTIONS = (
 _IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
 
 
-def load_pretrained(path: str | Path, *, dtype: str | torch.dtype | None = None, device: str | torch.device = "cpu") -> nn.Module:
+def load_pretrained(
+    path: str | Path, *, dtype: str | torch.dtype | None = None, device: str | torch.device = "cpu"
+) -> nn.Module:
     """A model from a checkpoint folder, its layout detected from ``config.json`` / ``spec.json``.
 
     ``dtype`` (``"float32"``, ``"bfloat16"``, ``"float16"`` or the torch dtype) defaults to the

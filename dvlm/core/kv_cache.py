@@ -77,7 +77,9 @@ class KVCache:
                 f"positions (<= {written})"
             )
 
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor, start: int, attend_end: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor, start: int, attend_end: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Write ``k/v [B, Hkv, T, Dh]`` at ``[start, start + T)``; return views ``[B, Hkv, attend_end, Dh]``."""
         end = start + k.shape[2]
         self.keys[layer, :, :, start:end] = k
