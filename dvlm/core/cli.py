@@ -14,6 +14,8 @@ from rich.table import Table
 
 from dvlm.core.errors import DvlmError
 from dvlm.core.generate_cli import generate_command
+from dvlm.data.synth_cli import data_app
+from dvlm.train.cli import train_command
 
 app = typer.Typer(
     name="dvlm",
@@ -82,6 +84,8 @@ def validate_command(
 
 
 app.command("generate")(generate_command)
+app.command("train")(train_command)
+app.add_typer(data_app, name="data")
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Training: the ``dvlm train`` spec, loop, optimiser, checkpoints and multi-process runs."""

@@ -1,0 +1,91 @@
+"""The trainer: exact resume, freezing and per-part rates, schedule, divergence, learning."""
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dvlm.core.errors import SpecError, TrainingError
+from dvlm.train.loop import train
+from dvlm.train.optim import warmup_cosine
+from dvlm.train.spec import OptimizerSpec
+from tests.training.conftest import text_spec
+
+
+def weights(checkpoint):
+    return load_file(str(checkpoint / "model.safetensors"))
+
+
+def test_interrupted_run_resumed_at_step_k_ends_identical(tmp_path):
+    whole = train(text_spec(tmp_path / "a", checkpoint_every=2), progress=False)
+    spec = text_spec(tmp_path / "b", checkpoint_every=2)
+    first = train(spec, stop_after=3, progress=False)
+    assert first.step == 3 and first.checkpoint.name == "step-000003"
+    interrupted = weights(first.checkpoint)
+    second = train(spec, resume=True, progress=False)
+    assert second.start_step == 3 and second.step == 6
+    a, b = weights(whole.checkpoint), weights(second.checkpoint)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    moments_a = load_file(str(whole.checkpoint / "optimizer.safetensors"))
+    moments_b = load_file(str(second.checkpoint / "optimizer.safetensors"))
+    assert all(torch.equal(moments_a[k], moments_b[k]) for k in moments_a)
+    assert whole.last_loss == second.last_loss
+    assert not torch.equal(a["backbone.lm_head.weight"], interrupted["backbone.lm_head.weight"])  # it did train after the resume
+
+
+def test_a_run_with_checkpoints_is_not_overwritten_without_resume(tmp_path):
+    spec = text_spec(tmp_path, steps=1)
+    train(spec, progress=False)
+    with pytest.raises(TrainingError, match="--resume"):
+        train(spec, progress=False)
+
+
+def test_resume_with_another_spec_is_refused(tmp_path):
+    train(text_spec(tmp_path, steps=2), progress=False)
+    with pytest.raises(TrainingError, match="different spec"):
+        train(text_spec(tmp_path, steps=2, optimizer__lr=1e-4), resume=True, progress=False)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    spec = text_spec(tmp_path, steps=8, checkpoint_every=1, optimizer__lr=1e30, optimizer__warmup_steps=0,
+                     optimizer__max_grad_norm=None)
+    with pytest.raises(TrainingError, match=r"(loss|gradient norm) is (nan|inf).*step-0000\d\d, is kept"):
+        train(spec, progress=False)
+    checkpoints = sorted((tmp_path / "run" / "checkpoints").glob("step-*"))
+    assert checkpoints, "at least one good step was checkpointed"
+    last = weights(checkpoints[-1])
+    assert all(torch.isfinite(t).all() for t in last.values())
+
+
+def test_loss_decreases_within_a_few_steps(tmp_path):
+    result = train(text_spec(tmp_path, steps=12, optimizer__lr=1e-2), progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert len(losses) == 12
+    assert sum(losses[-3:]) / 3 < 0.75 * sum(losses[:3]) / 3, losses
+    assert result.eval["val_loss"] < losses[0]
+
+
+def test_frozen_parts_do_not_move(tmp_path):
+    spec = text_spec(tmp_path, steps=2, optimizer__frozen=["backbone"])
+    with pytest.raises(SpecError, match="nothing would be trained"):
+        train(spec, progress=False)
+    with pytest.raises(SpecError, match="unknown model part"):
+        train(text_spec(tmp_path / "x", steps=1, optimizer__part_lr={"vision": 1e-5}), progress=False)
+
+
+def test_warmup_then_cosine_to_the_floor():
+    factor = warmup_cosine(100, OptimizerSpec(warmup_steps=10, min_lr_ratio=0.1))
+    assert [factor(s) for s in (0, 5, 10)] == [0.0, 0.5, 1.0]
+    assert factor(55) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert factor(100) == pytest.approx(0.1)
+    assert warmup_cosine(100, OptimizerSpec(warmup_ratio=0.03))(3) == 1.0  # warmup = round(0.03 * 100)
+
+
+def test_gradient_checkpointing_gives_the_same_run(tmp_path):
+    plain = train(text_spec(tmp_path / "a", steps=2), progress=False)
+    recomputed = train(text_spec(tmp_path / "b", steps=2, gradient_checkpointing=True), progress=False)
+    a, b = weights(plain.checkpoint), weights(recomputed.checkpoint)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
