@@ -47,7 +47,7 @@ def plugins_command(
         return
     table = Table(title="dvlm plugins")
     for column in ("family", "kind", "origin", "version", "plugin"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # narrow terminals wrap names instead of cutting them
     for family in FAMILIES:
         for row in (r for r in rows if r["family"] == family):
             kind = row["kind"] + (f" ({', '.join(row['aliases'])})" if row["aliases"] else "")

@@ -43,7 +43,7 @@ def kinds(site, **env):
 def test_discovered_and_listed_with_its_version(example_site):
     row = kinds(example_site)[("schedules", "geometric")]
     assert (row["distribution"], row["version"], row["plugin"]) == ("dvlm-plugin-example", "0.2.0", "example")
-    table = dvlm(example_site, "plugins").stdout
+    table = dvlm(example_site, "plugins", COLUMNS="200").stdout
     assert "geometric" in table and "dvlm-plugin-example" in table and "0.2.0" in table
 
 
