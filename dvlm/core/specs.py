@@ -162,15 +162,26 @@ def top_level_types() -> dict[str, Any]:
 
 
 def _location(data: Any, loc: tuple[Any, ...]) -> str:
-    """Render a pydantic error location as a path in the user's document (union tags dropped)."""
+    """Render a pydantic error location as a path in the user's document.
+
+    Pydantic inserts the discriminated-union tag (the canonical kind) right after the field that holds
+    a component; the document has no such key (and may spell the kind as an alias), so one
+    element that is not a key of a component mapping is dropped per mapping entered.
+    """
     parts: list[str] = []
-    node = data
+    node, tag_pending = data, True
     for item in loc:
-        if isinstance(node, dict) and item not in node and node.get("kind") == item:
-            continue  # a discriminated-union tag pydantic inserted; not part of the document
+        if tag_pending and isinstance(node, dict) and "kind" in node and item not in node:
+            tag_pending = False
+            continue
         parts.append(f"[{item}]" if isinstance(item, int) else str(item))
-        node = node.get(item) if isinstance(node, dict) else (
-            node[item] if isinstance(node, list) and isinstance(item, int) and item < len(node) else None)
+        if isinstance(node, dict):
+            node = node.get(item)
+        elif isinstance(node, list) and isinstance(item, int) and item < len(node):
+            node = node[item]
+        else:
+            node = None
+        tag_pending = True
     return ".".join(parts).replace(".[", "[") or "(top level)"
 
 

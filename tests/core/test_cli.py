@@ -66,3 +66,15 @@ def test_schema_is_json_with_every_document_type():
     schema = json.loads(result.stdout)
     assert {"model", "sampler"} <= set(schema["documents"])
     assert {"backbones", "schedules", "samplers"} <= set(schema["families"])
+
+
+def test_validate_prints_the_hash_of_a_valid_spec(tmp_path):
+    spec = tmp_path / "model.yaml"
+    spec.write_text("spec: model\nbackbone:\n  kind: llada\n  n_layers: 2\n")
+    result = run("validate", str(spec))
+    assert result.returncode == 0, result.stderr
+    digest = result.stdout.strip()
+    assert len(digest) == 64 and int(digest, 16) >= 0
+    reordered = tmp_path / "same.json"
+    reordered.write_text(json.dumps({"backbone": {"n_layers": 2, "kind": "llada"}, "spec": "model"}))
+    assert run("validate", str(reordered)).stdout.strip() == digest

@@ -62,15 +62,18 @@ def test_allowlist(example_site, allow, present):
 
 
 def test_validates_inside_a_spec_like_a_builtin(example_site, tmp_path):
-    code = (
-        "from pydantic import TypeAdapter\n"
-        "from dvlm.core.specs import Family, spec_hash\n"
-        "s = TypeAdapter(Family['schedules']).validate_python({'kind': 'geo', 'ratio': 0.5})\n"
-        "print(type(s).__name__, s.ratio, len(spec_hash(s)))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(example_site)}, timeout=120)
-    assert out.stdout.split() == ["GeometricScheduleParams", "0.5", "64"], out.stderr
+    spec = tmp_path / "sampler.yaml"
+    spec.write_text("spec: sampler\nkind: fixed_count\ngen_length: 32\nsteps: 16\nblock_length: 32\n"
+                    "schedule: {kind: geo, ratio: 0.5}\n")
+    result = dvlm(example_site, "validate", str(spec))
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.strip()) == 64  # the spec hash
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(spec.read_text().replace("ratio", "raito"))
+    result = dvlm(example_site, "validate", str(typo))
+    assert result.returncode == 1 and "schedule.raito" in result.stderr
+    disabled = dvlm(example_site, "validate", str(spec), DVLM_DISABLE_PLUGINS="example")
+    assert disabled.returncode == 1 and "schedule" in disabled.stderr
 
 
 def test_the_package_passes_the_conformance_kit(example_site):

@@ -102,3 +102,10 @@ def test_removed_kind_no_longer_validates(toy_plugin):
             parse_spec(TOY)
     finally:
         add_plugin(ToyPlugin(), name="toy")
+
+
+def test_error_path_drops_the_union_tag_even_for_an_alias_and_keeps_missing_fields(toy_plugin):
+    with pytest.raises(SpecError, match=r"<spec>: backbone.wdith: Extra inputs"):
+        parse_spec({"spec": "model", "backbone": {"kind": "toy_alias", "wdith": 3}})
+    with pytest.raises(SpecError, match=r"<spec>: backbone: Field required"):
+        parse_spec({"spec": "model"})
