@@ -191,7 +191,8 @@ def generate(
     params = resolve_sampler(sampler, overrides)
     if prompt is not None and input_ids is None and hasattr(model, "prompt_batch"):  # dvlm.core.vlm.DiffusionVLM:
         # chat template, <image> placeholders, image features spliced into the prompt embeddings
-        batch = model.prompt_batch(prompt, images, gen_length=getattr(params, "gen_length", 0), draft=draft)
+        with torch.inference_mode():  # the vision forward happens here
+            batch = model.prompt_batch(prompt, images, gen_length=getattr(params, "gen_length", 0), draft=draft)
         return run_sampler(backbone, batch, params, tokenizer=tokenizer, generator=generator, on_step=on_step,
                            trace=trace)
     if images:

@@ -8,6 +8,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from dvlm.core.plugins import get_registry
 from dvlm.core.specs import ComponentParams, Family, spec_hash
+from dvlm.testing import vision
 
 
 def kinds_to_check(distribution: str | None = None, families: tuple[str, ...] | None = None) -> list[tuple[str, str]]:
@@ -85,7 +86,13 @@ def _check_backbone(backbone: Any) -> None:
 FAMILY_CHECKS: dict[str, Callable[[Any], None]] = {
     "schedules": _check_schedule,
     "backbones": _check_backbone,
+    "vision_encoders": vision.check_vision_encoder,
+    "projectors": vision.check_projector,
+    "image_layouts": vision.check_image_layout,
+    "chat_templates": vision.check_chat_template,
 }
+#: family -> extra factory arguments after the params (a projector is built as ``factory(params, in, out)``).
+FACTORY_ARGS: dict[str, tuple[Any, ...]] = {"projectors": vision.PROJECTOR_DIMS}
 
 
 def check_kind(family: str, kind: str) -> None:
@@ -93,4 +100,4 @@ def check_kind(family: str, kind: str) -> None:
     params = check_params_model(family, kind)
     check = FAMILY_CHECKS.get(family)
     if check is not None:
-        check(get_registry().build(family, params))
+        check(get_registry().build(family, params, *FACTORY_ARGS.get(family, ())))
