@@ -186,3 +186,21 @@ def test_unknown_vision_tower_is_a_clear_error(tmp_path):
     (folder / "config.json").write_text(json.dumps({**config, "mm_vision_tower": "/nowhere/siglip-tiny"}))
     with pytest.raises(CheckpointError, match="cannot tell the vision tower's architecture"):
         dvlm.load_pretrained(folder)
+
+
+def test_cli_convert_then_generate_with_an_image(tmp_path, image):
+    from typer.testing import CliRunner
+
+    from dvlm.core.cli import app
+
+    folder, _, _ = write_published(tmp_path / "lavida", "lavida-llada", tmp_path / "siglip")
+    image().save(tmp_path / "photo.png")
+    runner = CliRunner()
+    converted = runner.invoke(app, ["convert", str(folder), str(tmp_path / "out")])
+    assert converted.exit_code == 0, converted.output
+    assert "wrote" in converted.output
+    args = ["generate", "--checkpoint", str(tmp_path / "out"), "--prompt", "What is it?", "--image",
+            str(tmp_path / "photo.png"), "--sampler", "lavida", "--set", "gen_length=8", "--set", "steps=4", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)["token_ids"][0]) == 8
