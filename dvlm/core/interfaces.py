@@ -89,10 +89,14 @@ class Schedule(Protocol):
 
 @runtime_checkable
 class VisionEncoder(Protocol):
-    """Pixel views ``[N, 3, H, W]`` -> patch features ``[N, tokens, dim]``."""
+    """Pixel views ``[N, 3, S, S]`` -> patch features ``[N, g*g, feature_dim]`` (``g = grid_size``), with the
+    preprocessing it expects declared as ``preprocess`` (a ``dvlm.core.image.Preprocess``: side, mean/std,
+    interpolation, resize mode)."""
 
     feature_dim: int
     image_size: int
+    grid_size: int
+    preprocess: Any
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor: ...
 
@@ -102,6 +106,35 @@ class Projector(Protocol):
     """Vision features ``[..., in_dim]`` -> backbone embeddings ``[..., out_dim]``."""
 
     def __call__(self, features: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class ImageLayout(Protocol):
+    """How an image becomes views, and how the views' projected features become its token sequence.
+
+    ``views(image, preprocess) -> (pixels [N, 3, S, S], grid)``; ``merge(features [N, g*g, D], grid, newline [D]
+    or None) -> tokens [T, D]``; ``num_tokens(image_size_wh, S, g)`` and ``num_views(image_size_wh, S)`` give
+    ``T`` and ``N`` from the image size alone. ``uses_newline``: whether ``merge`` needs the learned newline.
+    """
+
+    uses_newline: bool
+
+    def views(self, image: Any, preprocess: Any) -> tuple[torch.Tensor, Any]: ...
+
+    def merge(self, features: torch.Tensor, grid: Any, newline: torch.Tensor | None) -> torch.Tensor: ...
+
+    def num_tokens(self, image_size: tuple[int, int], view_size: int, grid_size: int) -> int: ...
+
+    def num_views(self, image_size: tuple[int, int], view_size: int) -> int: ...
+
+
+@runtime_checkable
+class ChatTemplate(Protocol):
+    """A conversation (a string, or ``{"role", "content"}`` messages) -> the prompt text, ``<image>`` kept."""
+
+    end_of_turn: str
+
+    def render(self, conversation: Any, *, bos_token: str | None = None, add_generation_prompt: bool = True) -> str: ...
 
 
 @runtime_checkable

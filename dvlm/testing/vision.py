@@ -14,7 +14,9 @@ def check_vision_encoder(encoder: Any) -> None:
     import torch
 
     from dvlm.core.image import Preprocess
+    from dvlm.core.interfaces import VisionEncoder
 
+    assert isinstance(encoder, VisionEncoder), "missing VisionEncoder attributes (dvlm.core.interfaces)"
     assert isinstance(encoder.preprocess, Preprocess), "an encoder declares its preprocessing (dvlm.core.image)"
     side, grid, width = encoder.image_size, encoder.grid_size, encoder.feature_dim
     assert encoder.preprocess.image_size == side, "the preprocessing makes views of the encoder's image_size"
@@ -31,6 +33,9 @@ def check_projector(projector: Any) -> None:
     """``[..., in_dim] -> [..., out_dim]`` for the dimensions it was built with."""
     import torch
 
+    from dvlm.core.interfaces import Projector
+
+    assert isinstance(projector, Projector)
     in_dim, out_dim = PROJECTOR_DIMS
     with torch.no_grad():
         out = projector(torch.randn(3, 5, in_dim))
@@ -43,7 +48,9 @@ def check_image_layout(layout: Any) -> None:
     from PIL import Image
 
     from dvlm.core.image import Preprocess
+    from dvlm.core.interfaces import ImageLayout
 
+    assert isinstance(layout, ImageLayout), "missing ImageLayout methods (dvlm.core.interfaces)"
     preprocess = Preprocess(28, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     for size in [(28, 28), (50, 30), (20, 90), (1, 1), (300, 200)]:
         pixels, grid = layout.views(Image.new("RGB", size, (120, 30, 200)), preprocess)
@@ -56,6 +63,9 @@ def check_image_layout(layout: Any) -> None:
 
 def check_chat_template(template: Any) -> None:
     """A string or a message list renders to a string that keeps the ``<image>`` placeholder and the text."""
+    from dvlm.core.interfaces import ChatTemplate
+
+    assert isinstance(template, ChatTemplate), "missing ChatTemplate attributes (dvlm.core.interfaces)"
     one = template.render("<image>\nWhat is it?")
     many = template.render([{"role": "user", "content": "<image>\nWhat is it?"},
                             {"role": "assistant", "content": "A cat."}, {"role": "user", "content": "Sure?"}])
