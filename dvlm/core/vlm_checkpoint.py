@@ -54,6 +54,8 @@ PUBLISHED_TOWERS = {
 
 @dataclass(frozen=True)
 class MultimodalLayout:
+    """A published LLaVA-style folder: how to recognise its ``config.json`` and read its backbone part."""
+
     name: str
     matches: Callable[[dict[str, Any]], bool]
     backbone_params: Callable[[ConfigFile], Any]
@@ -171,6 +173,7 @@ def _layout_params(config: ConfigFile, image_size: int) -> dict[str, Any]:
 
 def published_spec(folder: Path, layout: MultimodalLayout, config: ConfigFile, entries: dict[str, Any]) -> ModelSpec:
     """The model spec of a LaViDa / LLaDA-V folder."""
+    config.expect(mm_use_im_start_end=False, mm_use_im_patch_token=False)
     backbone = layout.backbone_params(config)
     vision = _vision_params(config, entries, backbone.dtype)
     projector = config.get("mm_projector_type", "linear")
