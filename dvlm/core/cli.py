@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dvlm.bench.cli import bench_command
 from dvlm.core.convert_cli import convert_command
 from dvlm.core.errors import DvlmError
 from dvlm.core.generate_cli import generate_command
@@ -88,6 +89,7 @@ app.command("generate")(generate_command)
 app.command("convert")(convert_command)
 app.command("train")(train_command)
 app.add_typer(data_app, name="data")
+app.command("bench")(bench_command)
 
 
 def main() -> None:

@@ -148,3 +148,15 @@ def dvlm_register_chat_templates(register):
     :param register: ``register(kind, factory, params, aliases=())``.
     :since: 0.1.0
     """
+
+
+@hookspec
+def dvlm_register_tasks(register):
+    """Register evaluation tasks: samples (prompt, images, references) and the metric that scores answers.
+
+    Factory: ``factory(params) -> Task`` (``dvlm.core.interfaces.Task``): ``samples()`` and
+    ``score(predictions, samples) -> {metric: value}``.
+
+    :param register: ``register(kind, factory, params, aliases=())``.
+    :since: 0.1.0
+    """

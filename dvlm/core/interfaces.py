@@ -156,3 +156,25 @@ class MaskingStrategy(Protocol):
     """Training-time noising: a batch with target labels -> noised inputs and per-token loss weights."""
 
     def __call__(self, batch: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> Any: ...
+
+
+@dataclass(frozen=True)
+class EvalSample:
+    """One evaluation item: a single-turn question about zero or more images, with reference answers."""
+
+    id: str
+    prompt: str
+    images: tuple[str, ...]
+    references: tuple[str, ...]
+
+
+@runtime_checkable
+class Task(Protocol):
+    """An evaluation task: its samples and how predictions are scored."""
+
+    gen_length: int | None
+    """Answer window the task needs (None: the sampler's)."""
+
+    def samples(self) -> list[EvalSample]: ...
+
+    def score(self, predictions: list[str], samples: list[EvalSample]) -> dict[str, float]: ...

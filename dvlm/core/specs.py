@@ -153,9 +153,10 @@ class ModelSpec(Spec):
 
 def top_level_types() -> dict[str, Any]:
     """Document type (the ``spec:`` key of a file) -> the type it validates as."""
-    from dvlm.train.spec import TrainSpec  # imported here: dvlm.train.spec builds on this module
+    from dvlm.bench.spec import MatrixSpec  # imported here: both build on this module
+    from dvlm.train.spec import TrainSpec
 
-    return {"model": ModelSpec, "sampler": Family["samplers"], "train": TrainSpec}
+    return {"model": ModelSpec, "sampler": Family["samplers"], "train": TrainSpec, "matrix": MatrixSpec}
 
 
 # -- loading and errors ----------------------------------------------------------------------

@@ -1,0 +1,64 @@
+"""Evaluate one cell: a trained checkpoint, its tasks, its sampler -> metrics, NFE, speed."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dvlm.bench.spec import EvalRunSpec
+from dvlm.core.plugins import get_registry
+
+
+@dataclass
+class EvalOutcome:
+    metrics: dict[str, float] = field(default_factory=dict)
+    nfe: float = 0.0
+    """Mean forward passes per sample."""
+    tokens_per_forward: float = 0.0
+    """Mean answer tokens per forward (end-of-sequence padding excluded)."""
+    latency_s_per_sample: float = 0.0
+    """Wall time of generation (vision forward included) per sample, batched as configured."""
+    samples: int = 0
+
+
+def evaluate_checkpoint(checkpoint: str | Path, spec: EvalRunSpec, data_root: str | Path | None) -> EvalOutcome:
+    """Load ``checkpoint`` and run every task of ``spec`` with its sampler, greedy and batched."""
+    import dvlm
+
+    model = dvlm.load_pretrained(checkpoint)
+    model.eval()
+    registry = get_registry()
+    outcome = EvalOutcome()
+    nfe_sum = tpf_sum = wall = 0.0
+    for task_params in spec.tasks:
+        task = registry.build("tasks", task_params, data_root)
+        sampler = spec.sampler
+        if task.gen_length is not None and hasattr(sampler, "gen_length"):
+            update: dict[str, Any] = {"gen_length": task.gen_length}
+            if getattr(sampler, "block_length", None) == sampler.gen_length:
+                update["block_length"] = task.gen_length  # one block stays one block
+            if getattr(sampler, "steps", None) == sampler.gen_length:
+                update["steps"] = task.gen_length
+            sampler = sampler.model_copy(update=update)
+        samples = task.samples()
+        predictions: list[str] = []
+        generator = torch.Generator().manual_seed(spec.seed)
+        for start in range(0, len(samples), spec.batch_size):
+            batch = samples[start: start + spec.batch_size]
+            began = time.perf_counter()
+            result = dvlm.generate(model, prompt=[s.prompt for s in batch], images=[list(s.images) for s in batch],
+                                   sampler=sampler, generator=generator)
+            wall += time.perf_counter() - began
+            predictions += result.text
+            nfe_sum += result.nfe * len(batch)
+            tpf_sum += result.tokens_per_forward * len(batch)
+        for metric, value in task.score(predictions, samples).items():
+            outcome.metrics[f"{task_params.kind}/{metric}"] = value
+        outcome.samples += len(samples)
+    n = max(outcome.samples, 1)
+    outcome.nfe, outcome.tokens_per_forward, outcome.latency_s_per_sample = nfe_sum / n, tpf_sum / n, wall / n
+    return outcome

@@ -1,0 +1,66 @@
+"""Tasks over local LLaVA-format JSON files (the synthetic-shapes splits are two presets of it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dvlm.core.errors import DataError
+from dvlm.core.interfaces import EvalSample
+from dvlm.plugins.tasks import metrics
+
+IMAGE = "<image>"
+
+
+class LlavaJsonTask:
+    """Samples from one JSON file; ``score`` by exact match or CIDEr (+ exact match)."""
+
+    def __init__(self, params, root: str | Path | None = None) -> None:
+        folder = params.root or root
+        if folder is None:
+            raise DataError(f"task '{params.kind}': no dataset folder: set `root:` in the task spec")
+        self.file = Path(folder) / params.file
+        self.image_folder = Path(folder) / params.image_folder
+        self.metric = params.metric
+        self.limit = params.limit
+        self.gen_length = params.gen_length
+
+    def samples(self) -> list[EvalSample]:
+        try:
+            rows = json.loads(self.file.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise DataError(f"{self.file}: cannot read the task's samples: {err}") from None
+        out = []
+        for index, row in enumerate(rows[: self.limit] if self.limit else rows):
+            turns = row.get("conversations", []) if isinstance(row, dict) else []
+            question = next((t["value"] for t in turns if t.get("from") == "human"), None)
+            answer = next((t["value"] for t in turns if t.get("from") == "gpt"), None)
+            if question is None or answer is None:
+                raise DataError(f"{self.file}: row {index} needs a human and a gpt turn")
+            images = row.get("image") or []
+            images = [images] if isinstance(images, str) else list(images)
+            prompt = question.replace(IMAGE, "").strip()
+            out.append(EvalSample(str(row.get("id", index)), prompt,
+                                  tuple(str(self.image_folder / name) for name in images), (answer,)))
+        return out
+
+    def score(self, predictions: list[str], samples: list[EvalSample]) -> dict[str, float]:
+        references = [s.references for s in samples]
+        scores = {"exact_match": metrics.exact_match(predictions, references)}
+        if self.metric == "cider":
+            scores["cider"] = metrics.cider(predictions, references)
+        return scores
+
+
+def shapes_vqa(params, root: str | Path | None = None) -> LlavaJsonTask:
+    from dvlm.plugins.tasks.params import LlavaJsonParams
+
+    return LlavaJsonTask(LlavaJsonParams(root=params.root, limit=params.limit, gen_length=params.gen_length,
+                                         file=f"{params.split}.json", metric="exact_match"), root)
+
+
+def shapes_caption(params, root: str | Path | None = None) -> LlavaJsonTask:
+    from dvlm.plugins.tasks.params import LlavaJsonParams
+
+    return LlavaJsonTask(LlavaJsonParams(root=params.root, limit=params.limit, gen_length=params.gen_length,
+                                         file=f"{params.split}_captions.json", metric="cider"), root)
