@@ -157,3 +157,14 @@ def test_one_pixel_image_generates(vlm_spec, image):
     model = dvlm.build(vlm_spec())
     out = dvlm.generate(model, prompt="What is this?", images=[image(1, 1)], sampler="lavida", overrides=FAST)
     assert out.token_ids.shape == (1, 8)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_generation_on_gpu_matches_cpu(vlm_spec, image):
+    model = sharpen(dvlm.build(vlm_spec()))
+    prompts, pictures = ["one <image>", "two <image> <image>"], [[image()], [image(30, 60), image(9, 9)]]
+    cpu = dvlm.generate(model, prompt=prompts, images=pictures, sampler="lavida", overrides=FAST)
+    gpu = dvlm.generate(model.to("cuda"), prompt=prompts, images=pictures, sampler="lavida", overrides=FAST)
+    assert gpu.token_ids.device.type == "cuda"
+    assert torch.equal(cpu.token_ids, gpu.token_ids.cpu())
