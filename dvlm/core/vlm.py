@@ -156,11 +156,11 @@ class DiffusionVLM(nn.Module):
             raise PromptError("this model has no chat_template, so prompt= must be plain text, not messages")
         return conversation
 
-    def _fit(self, rows: list[list[Any]], gen_length: int) -> list[list[Any]]:
-        """Enforce the backbone context on each row's pieces (text-id lists and image-token counts)."""
+    def _fit(self, rows: list[list[Any]], gen_length: int) -> None:
+        """Check each row's pieces (text-id lists and image-token counts) against the backbone's context."""
         context = context_length(self.backbone)
         if context is None:
-            return rows
+            return
         budget = context - gen_length
         if budget <= 0:
             raise PromptError(f"gen_length {gen_length} leaves no room for a prompt in the backbone's context of "
@@ -175,7 +175,6 @@ class DiffusionVLM(nn.Module):
                     f"the prompt, use fewer or smaller images (or a layout with fewer tokens), lower gen_length, "
                     f"or set `truncation: left` or `right` in the model spec."
                 )
-        return rows
 
     def prompt_batch(self, prompt: Any, images: Any = None, *, gen_length: int = 0,
                      draft: torch.Tensor | Sequence[int] | None = None) -> PromptBatch:
