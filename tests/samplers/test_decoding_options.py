@@ -123,7 +123,7 @@ def test_top_k_and_top_p_restrict_what_can_be_drawn():
     # probs ~ [.50, .30, .06, .04, .003, ...]: the nucleus of 0.7 keeps the first two
     assert (top_p_filter(logits, 0.7) > -1e30).tolist() == [[True, True, False, False, False]]
     many = torch.tensor([[3.0, 2.5, 1.0, 0.5, -2.0]]).expand(5000, 5)
-    x0, _ = propose_dream(many[None], temperature=1.0, top_p=None, top_k=2, banned=None,
+    x0, _ = propose_dream(many[None], torch.ones(1, 5000, dtype=torch.bool), temperature=1.0, top_p=None, top_k=2, banned=None,
                           confidence=lambda p, x, g: x.float(), generator=torch.Generator().manual_seed(1))
     assert set(x0.flatten().tolist()) == {0, 1}
 

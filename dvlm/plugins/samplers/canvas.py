@@ -148,12 +148,13 @@ class StopTracker:
         first = torch.where(hit.any(-1), hit.to(torch.int64).argmax(-1), self.canvas.gen_length)
         self.stop = torch.minimum(self.stop, first)
 
-    def eligible(self, start: int, end: int) -> torch.Tensor | None:
-        """``[B, end - start]`` bool for absolute positions ``[start, end)``; None when early stop is off."""
+    def candidates(self, start: int, end: int) -> torch.Tensor:
+        """``[B, end - start]`` bool: masked positions in ``[start, end)`` a step may commit (before the stop)."""
+        masked = self.canvas.masked(start, end)
         if not self.enabled:
-            return None
+            return masked
         position = torch.arange(start, end, device=self.canvas.device) - self.canvas.prompt_length
-        return position[None, :] < self.stop[:, None]
+        return masked & (position[None, :] < self.stop[:, None])
 
     def finish(self) -> Canvas:
         """End of the loop: with early stop, every answer position after a row's stop becomes padding

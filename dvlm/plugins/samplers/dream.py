@@ -30,6 +30,11 @@ from dvlm.plugins.schedules.dream import dream_counts
 CONFIDENCE_OF_ALG = {"maskgit_plus": ProbabilityParams, "topk_margin": MarginParams, "entropy": NegEntropyParams}
 
 
+def _no_confidence(probs, chosen, generator=None):
+    """``origin`` reveals positions at random: no ranking."""
+    return torch.ones(chosen.shape, device=chosen.device)
+
+
 class DreamSampler:
     def __init__(self, params) -> None:
         self.params = params
@@ -76,18 +81,15 @@ class DreamSampler:
             logits, offset = policy.logits(canvas, start, end, refresh)
             refresh = False
             logits = logits[:, start - offset : end - offset]  # [B, G, V]
-            candidates = canvas.masked(start, end)
-            eligible = stopper.eligible(start, end)
-            if eligible is not None:
-                candidates &= eligible
+            candidates = stopper.candidates(start, end)  # [B, G]
             if p.alg == "origin":
                 last = step == self.iterations - 1
                 reveal = 1.0 if last else float(1 - timesteps[step + 1] / timesteps[step])
                 uniform = torch.rand(candidates.shape, generator=generator, device=canvas.device)
                 commit = candidates & (uniform < reveal)
-                x0, confidence = self._propose(logits, banned, generator, lambda probs, x0, g: torch.ones_like(x0, dtype=torch.float))
+                x0, confidence = self._propose(logits, candidates, banned, generator, _no_confidence)
             else:
-                x0, confidence = self._propose(logits, banned, generator, self.confidence)
+                x0, confidence = self._propose(logits, candidates, banned, generator, self.confidence)
                 if p.alg_temp:
                     commit = self._draw_positions(confidence, candidates, count, generator)
                 else:
@@ -97,9 +99,9 @@ class DreamSampler:
             yield step_event(canvas, step, 0, start, commit, confidence)
         return stopper.finish()
 
-    def _propose(self, logits, banned, generator, confidence):
+    def _propose(self, logits, candidates, banned, generator, confidence):
         p = self.params
-        return propose_dream(logits, temperature=p.temperature, top_p=p.top_p, top_k=p.top_k, banned=banned,
+        return propose_dream(logits, candidates, temperature=p.temperature, top_p=p.top_p, top_k=p.top_k, banned=banned,
                              confidence=confidence, generator=generator)
 
     def _draw_positions(self, confidence, candidates, count, generator) -> torch.Tensor:

@@ -69,14 +69,11 @@ class FixedCountSampler:
                     return stopper.finish()
                 logits, offset = policy.logits(canvas, start, end, refresh)
                 refresh = False
+                candidates = stopper.candidates(start, end)  # [B, K]
                 x0, confidence = propose_llada(
-                    logits[:, start - offset : end - offset], temperature=p.temperature, top_p=p.top_p,
+                    logits[:, start - offset : end - offset], candidates, temperature=p.temperature, top_p=p.top_p,
                     top_k=p.top_k, banned=banned, confidence=self.confidence, generator=generator,
                 )
-                candidates = canvas.masked(start, end)
-                eligible = stopper.eligible(start, end)
-                if eligible is not None:
-                    candidates &= eligible
                 commit = self.rule(confidence, candidates, count.to(canvas.device))
                 canvas.commit(start, commit, x0)
                 stopper.update()

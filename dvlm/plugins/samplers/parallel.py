@@ -40,16 +40,13 @@ class ParallelSampler:
             end = start + self.block_length
             refresh = True
             while True:
-                candidates = canvas.masked(start, end)
-                eligible = stopper.eligible(start, end)
-                if eligible is not None:
-                    candidates &= eligible
+                candidates = stopper.candidates(start, end)  # [B, K]
                 if not bool(candidates.any()):
                     break
                 logits, offset = policy.logits(canvas, start, end, refresh)
                 refresh = False
                 x0, confidence = propose_llada(
-                    logits[:, start - offset : end - offset], temperature=p.temperature, top_p=p.top_p,
+                    logits[:, start - offset : end - offset], candidates, temperature=p.temperature, top_p=p.top_p,
                     top_k=p.top_k, banned=banned, confidence=self.confidence, generator=generator,
                 )
                 commit = self.rule(confidence, candidates, None)

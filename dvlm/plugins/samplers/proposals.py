@@ -51,8 +51,21 @@ def gumbel_argmax(logits: torch.Tensor, temperature: float, generator: torch.Gen
     return (logits.exp() / (-torch.log(noise)) ** temperature).argmax(-1)
 
 
+def _on_candidates(logits: torch.Tensor, candidates: torch.Tensor, propose) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``propose(rows [M, V]) -> (x0 [M], confidence [M])`` on the candidate positions only and scatter
+    back: ``x0 [B, W]`` (0 elsewhere) and ``confidence [B, W]`` (-inf elsewhere). Softmax over a 126k
+    vocabulary is the sampler's main cost, and a block is mostly committed positions late in its steps."""
+    where = candidates.nonzero(as_tuple=True)  # (b, w) of the M candidates
+    x0 = torch.zeros(candidates.shape, dtype=torch.long, device=logits.device)
+    confidence = torch.full(candidates.shape, float("-inf"), device=logits.device)
+    if where[0].numel():
+        x0[where], confidence[where] = propose(logits[where].float())  # [M, V] -> [M], [M]
+    return x0, confidence
+
+
 def propose_llada(
     logits: torch.Tensor,
+    candidates: torch.Tensor,
     *,
     temperature: float,
     top_p: float | None,
@@ -61,18 +74,23 @@ def propose_llada(
     confidence,
     generator: torch.Generator | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``logits [B, W, V]`` -> ``(x0 [B, W], confidence [B, W])``, LLaDA convention."""
-    logits = suppress(logits.float(), banned)
-    if temperature > 0:
-        x0 = gumbel_argmax(top_p_filter(top_k_filter(logits, top_k), top_p), temperature, generator)
-    else:
-        x0 = logits.argmax(-1)
-    probs = logits.softmax(-1) if getattr(confidence, "needs_probs", True) else None
-    return x0, confidence(probs, x0, generator)
+    """``logits [B, W, V]``, ``candidates [B, W]`` -> ``(x0 [B, W], confidence [B, W])``, LLaDA convention."""
+
+    def propose(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = suppress(rows, banned)
+        if temperature > 0:
+            x0 = gumbel_argmax(top_p_filter(top_k_filter(rows, top_k), top_p), temperature, generator)
+        else:
+            x0 = rows.max(-1).indices  # (max is faster than argmax on CPU)
+        probs = rows.softmax(-1) if getattr(confidence, "needs_probs", True) else None
+        return x0, confidence(probs, x0, generator).float()
+
+    return _on_candidates(logits, candidates, propose)
 
 
 def propose_dream(
     logits: torch.Tensor,
+    candidates: torch.Tensor,
     *,
     temperature: float,
     top_p: float | None,
@@ -81,14 +99,18 @@ def propose_dream(
     confidence,
     generator: torch.Generator | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``logits [B, W, V]`` -> ``(x0 [B, W], confidence [B, W])``, Dream's ``sample_tokens`` convention."""
-    logits = suppress(logits.float(), banned)
-    if temperature > 0:
-        logits = logits / temperature
-    probs = F.softmax(top_k_filter(top_p_filter(logits, top_p), top_k), dim=-1)  # [B, W, V]
-    if temperature > 0:
-        flat = probs.reshape(-1, probs.shape[-1])  # [B * W, V]
-        x0 = torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
-    else:
-        x0 = probs.argmax(-1)
-    return x0, confidence(probs, x0, generator)
+    """``logits [B, W, V]``, ``candidates [B, W]`` -> ``(x0 [B, W], confidence [B, W])``, Dream's
+    ``sample_tokens`` convention (on the masked positions, as Dream does)."""
+
+    def propose(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = suppress(rows, banned)
+        if temperature > 0:
+            rows = rows / temperature
+        probs = F.softmax(top_k_filter(top_p_filter(rows, top_p), top_k), dim=-1)  # [M, V]
+        if temperature > 0:  # Dream: Categorical(probs).sample()
+            x0 = torch.multinomial(probs, 1, replacement=True, generator=generator).squeeze(-1)
+        else:
+            x0 = probs.max(-1).indices
+        return x0, confidence(probs, x0, generator).float()
+
+    return _on_candidates(logits, candidates, propose)
