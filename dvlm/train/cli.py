@@ -33,7 +33,8 @@ def train_command(
     spec: Annotated[Path, typer.Argument(help="A training spec file (YAML or JSON, `spec: train`).")],
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint in out_dir.")] = False,
     stop_after: Annotated[Optional[int], typer.Option(
-        "--stop-after", min=1, help="Stop after N steps in this call, checkpointing first (e.g. a job time limit).")] = None,
+        "--stop-after", min=1,
+        help="Stop after N steps in this call, checkpointing first (e.g. a job time limit).")] = None,
     overrides: Annotated[Optional[list[str]], typer.Option(
         "--set", help="Override a spec field: --set optimizer.lr=1e-4 (repeatable).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,

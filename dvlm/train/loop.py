@@ -17,7 +17,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -42,9 +42,10 @@ class RunResult:
     """What a call to ``train`` did."""
 
     start_step: int
+    """The step it started from (0, or the resumed checkpoint's)."""
     step: int
-    """The step reached (= steps completed)."""
-    last_loss: float | None
+    """The step it reached (= optimizer steps completed)."""
+    last_loss: float | None = None
     eval: dict[str, float] = field(default_factory=dict)
     """The last evaluation's metrics."""
     checkpoint: Path | None = None
@@ -53,159 +54,179 @@ class RunResult:
 
 
 def train(spec: TrainSpec, *, resume: bool = False, stop_after: int | None = None,
-          progress: bool = True, log: Any = print) -> RunResult:
-    """Run (or continue, with ``resume``) the training run ``spec`` describes.
+          progress: bool = True, log: Callable[[str], Any] = print) -> RunResult:
+    """Run (or with ``resume`` continue) the training run ``spec`` describes.
 
     ``stop_after``: stop after this many optimizer steps in this call, checkpointing first, as a job
     that hits its time limit would; a later ``resume`` continues exactly.
     """
+    began = time.perf_counter()
     processes = distributed.start(spec.device)
     try:
-        return _train(spec, processes, resume, stop_after, progress, log if processes.main else (lambda *a, **k: None))
+        run = Trainer(spec, processes, resume, log if processes.main else (lambda message: None))
+        end = spec.steps if stop_after is None else min(spec.steps, run.start + stop_after)
+        result = RunResult(start_step=run.start, step=run.start, checkpoint=run.last_checkpoint)
+        with _progress(progress and processes.main) as bar:
+            task = bar.add_task("train", total=spec.steps, completed=run.start, loss=float("nan"), tps=0.0)
+            for step in range(run.start, end):
+                metrics = run.step(step)
+                done = result.step = step + 1
+                result.last_loss = metrics["loss"]
+                bar.update(task, completed=done, loss=metrics["loss"], tps=metrics["tokens_per_s"])
+                if done % spec.log_every == 0 or done == end:
+                    run.record({"step": done, **metrics})
+                if spec.eval.every and done % spec.eval.every == 0 and done < spec.steps:
+                    result.eval = run.evaluate(done)
+                if (spec.checkpoint_every and done % spec.checkpoint_every == 0) or done == end:
+                    result.checkpoint = run.checkpoint(done)
+        if result.step == spec.steps:
+            result.eval = run.evaluate(result.step)
+        result.wall_time_s = time.perf_counter() - began
+        return result
     finally:
         distributed.stop()
 
 
-def _train(spec: TrainSpec, processes: distributed.Processes, resume: bool, stop_after: int | None,
-           progress: bool, log: Any) -> RunResult:
-    began = time.perf_counter()
-    out = Path(spec.out_dir)
-    ckpt_root = out / "checkpoints"
-    existing = checkpointing.checkpoint_dirs(ckpt_root)
-    if existing and not resume:
-        raise TrainingError(f"{out} already holds checkpoints (latest {existing[-1].name}); pass --resume to "
-                            f"continue that run, or choose another out_dir")
-    micro, world = spec.micro_batch_size, processes.world
-    if spec.global_batch_size % (micro * world):
-        raise TrainingError(f"global_batch_size {spec.global_batch_size} is not divisible by micro_batch_size "
-                            f"{micro} x {world} processes; change one of them")
-    accumulation = spec.global_batch_size // (micro * world)
-    digest = spec_hash(spec)
+class Trainer:
+    """One run, built from its spec: the model, data, optimiser and the state to resume."""
 
-    root = prepare_data_root(spec, processes)
-    torch.manual_seed(spec.seed)  # identical initial weights in every process and every run
-    inner = build_model(spec, processes)
-    model = TrainingModel(inner)
-    special = model.backbone.special_tokens
-    if spec.gradient_checkpointing:
-        enable_gradient_checkpointing(model.backbone)
-    model.to(processes.device).float().train()  # fp32 master weights; bf16 comes from autocast
-    masking = get_registry().build("masking_strategies", spec.masking)
-    encoder = ConversationEncoder(inner.tokenizer, inner.chat_template, special, multi_turn=spec.data.multi_turn,
-                                  fim=spec.data.fim, image_token_id=IMAGE_SLOT if model.is_multimodal else None)
-    images = root / spec.data.image_folder
-    records, report = load_llava(root / spec.data.train_file, images, spec.data.malformed)
-    log(report.summary())
-    val = []
-    if spec.data.val_file is not None and (root / spec.data.val_file).is_file():
-        val, val_report = load_llava(root / spec.data.val_file, images, spec.data.malformed)
-        val = val[: spec.eval.max_examples]
-        log(val_report.summary())
-    sampler = None
-    if spec.eval.exact_match and val:
-        from dvlm.core.sampler_specs import resolve_sampler
+    def __init__(self, spec: TrainSpec, processes: distributed.Processes, resume: bool,
+                 log: Callable[[str], Any]) -> None:
+        self.spec, self.processes, self.log = spec, processes, log
+        self.out = Path(spec.out_dir)
+        existing = checkpointing.checkpoint_dirs(self.out / "checkpoints")
+        if existing and not resume:
+            raise TrainingError(f"{self.out} already holds checkpoints (latest {existing[-1].name}); pass --resume "
+                                f"to continue that run, or choose another out_dir")
+        micro, world = spec.micro_batch_size, processes.world
+        if spec.global_batch_size % (micro * world):
+            raise TrainingError(f"global_batch_size {spec.global_batch_size} is not divisible by micro_batch_size "
+                                f"{micro} x {world} processes; change one of them")
+        self.accumulation = spec.global_batch_size // (micro * world)
+        self.digest = spec_hash(spec)
 
-        sampler = resolve_sampler(spec.eval.sampler, spec.eval.sampler_overrides)
+        root = prepare_data_root(spec, processes)
+        torch.manual_seed(spec.seed)  # identical initial weights in every process and every run
+        self.vlm = build_model(spec, processes)
+        self.model = TrainingModel(self.vlm)
+        if spec.gradient_checkpointing:
+            enable_gradient_checkpointing(self.model.backbone)
+        self.model.to(processes.device).float().train()  # fp32 master weights; bf16 comes from autocast
+        self.special = self.model.backbone.special_tokens
+        self.masking = get_registry().build("masking_strategies", spec.masking)
+        self.encoder = ConversationEncoder(
+            self.vlm.tokenizer, self.vlm.chat_template, self.special, multi_turn=spec.data.multi_turn,
+            fim=spec.data.fim, image_token_id=IMAGE_SLOT if self.model.is_multimodal else None)
+        self.records, self.val = self._load_data(root)
+        self.order = ExampleOrder(len(self.records), spec.seed)
 
-    optimizer = build_optimizer(model.parts(), spec.optimizer)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(spec.steps, spec.optimizer))
-    start, last_ckpt = 0, None
-    if resume and existing:
-        last_ckpt = existing[-1]
-        start = checkpointing.load(last_ckpt, model=inner, optimizer=optimizer, scheduler=scheduler, spec_hash=digest)
-        log(f"resumed from {last_ckpt} at step {start}")
-    wrapped = model if world == 1 else DistributedDataParallel(
-        model, device_ids=[processes.device.index] if processes.device.type == "cuda" else None,
-        find_unused_parameters=True)
-    bf16 = spec.precision == "bf16" or (spec.precision == "auto" and processes.device.type == "cuda")
-    autocast = (lambda: torch.autocast(processes.device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
-    order = ExampleOrder(len(records), spec.seed)
-    save_model = save_model_fn(inner)
-    metrics_file = out / "metrics.jsonl"
+        self.optimizer = build_optimizer(self.model.parts(), spec.optimizer)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(spec.steps, spec.optimizer))
+        self.start, self.last_checkpoint = 0, None
+        if existing:
+            self.last_checkpoint = existing[-1]
+            self.start = checkpointing.load(self.last_checkpoint, model=self.vlm, optimizer=self.optimizer,
+                                            scheduler=self.scheduler, spec_hash=self.digest)
+            log(f"resumed from {self.last_checkpoint} at step {self.start}")
+        self.wrapped = self.model if world == 1 else DistributedDataParallel(
+            self.model, device_ids=[processes.device.index] if processes.device.type == "cuda" else None,
+            find_unused_parameters=True)  # frozen parts, a layout without its newline
+        bf16 = spec.precision == "bf16" or (spec.precision == "auto" and processes.device.type == "cuda")
+        self.autocast = (lambda: torch.autocast(processes.device.type, dtype=torch.bfloat16)) if bf16 \
+            else contextlib.nullcontext
 
-    def checkpoint(step: int) -> Path:
-        path = None
-        if processes.main:
-            path = checkpointing.save(ckpt_root, step, save_model=save_model, optimizer=optimizer, scheduler=scheduler,
-                                      spec_hash=digest, keep=spec.keep_checkpoints)
-        distributed.barrier(processes)
-        return path or ckpt_root / f"step-{step:06d}"
+    def _load_data(self, root: Path) -> tuple[list, list]:
+        data, images = self.spec.data, root / self.spec.data.image_folder
+        records, report = load_llava(root / data.train_file, images, data.malformed)
+        self.log(report.summary())
+        val = []
+        if data.val_file is not None and (root / data.val_file).is_file():
+            val, val_report = load_llava(root / data.val_file, images, data.malformed)
+            self.log(val_report.summary())
+        return records, val[: self.spec.eval.max_examples]
 
-    def record(row: dict) -> None:
-        if processes.main:
-            metrics_file.parent.mkdir(parents=True, exist_ok=True)
-            with metrics_file.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+    def micro_batch(self, step: int, index: int) -> dict:
+        """Micro-batch ``index`` of optimizer step ``step``: the same examples, augmentation and padding
+        whichever process computes it."""
+        spec = self.spec
+        pairs = self.order.micro_batch(step, index, spec.micro_batch_size, spec.global_batch_size)
+        examples = [self.encoder(self.records[i], python_rng(spec.seed, "example", epoch, i)) for epoch, i in pairs]
+        padding = python_rng(spec.seed, "pad", step, index)
+        batch = collate(examples, self.special.eos_id, spec.data.extra_padding, padding)
+        return to_device(batch, self.processes.device)
 
-    def run_eval(step: int) -> dict[str, float]:
+    def step(self, step: int) -> dict:
+        """One optimizer step; raises ``TrainingError`` (weights untouched) on a non-finite loss or gradient."""
+        tick = time.perf_counter()
+        world, rank = self.processes.world, self.processes.rank
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum, tokens = torch.zeros((), device=self.processes.device), 0
+        for a in range(self.accumulation):
+            index = a * world + rank  # this process's micro-batch of the global batch
+            batch = self.micro_batch(step, index)
+            last = a == self.accumulation - 1
+            with contextlib.nullcontext() if world == 1 or last else self.wrapped.no_sync():
+                with self.autocast():
+                    loss, noised = self.wrapped(batch, self.masking, generator(self.spec.seed, "mask", step, index))
+                (loss / self.accumulation).backward()
+            loss_sum += loss.detach()
+            tokens += noised.masked.numel()
+        loss = float(distributed.mean(loss_sum / self.accumulation, self.processes))
+        if not torch.isfinite(torch.tensor(loss)):
+            self._diverged(f"the loss is {loss}", step)
+        max_norm = self.spec.optimizer.max_grad_norm or float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable_parameters(self.optimizer), max_norm))
+        if not torch.isfinite(torch.tensor(grad_norm)):
+            self._diverged(f"the gradient norm is {grad_norm}", step)
+        lrs = {group["name"]: group["lr"] for group in self.optimizer.param_groups}
+        self.optimizer.step()
+        self.scheduler.step()
+        seconds = time.perf_counter() - tick
+        return {"loss": loss, "grad_norm": grad_norm, "lr": lrs, "tokens_per_s": tokens * world / seconds,
+                "seconds": seconds}
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        """Validation loss (and exact match) on the main process; recorded and logged."""
         metrics: dict[str, float] = {}
-        if processes.main and val:
-            metrics = evaluate(model, val, encoder, masking, seed=spec.seed, batch_size=spec.eval.batch_size,
-                               eos_id=special.eos_id, device=processes.device, autocast=autocast,
-                               sampler=sampler)
-            record({"step": step, **metrics})
-            log(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-        distributed.barrier(processes)
+        if self.processes.main and self.val:
+            sampler = None
+            if self.spec.eval.exact_match:
+                from dvlm.core.sampler_specs import resolve_sampler
+
+                sampler = resolve_sampler(self.spec.eval.sampler, self.spec.eval.sampler_overrides)
+            metrics = evaluate(self.model, self.val, self.encoder, self.masking, seed=self.spec.seed,
+                               batch_size=self.spec.eval.batch_size, eos_id=self.special.eos_id,
+                               device=self.processes.device, autocast=self.autocast, sampler=sampler)
+            self.record({"step": step, **metrics})
+            self.log(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        distributed.barrier(self.processes)
         return metrics
 
-    end = spec.steps if stop_after is None else min(spec.steps, start + stop_after)
-    result = RunResult(start_step=start, step=start, last_loss=None, checkpoint=last_ckpt)
-    bar = _progress(progress and processes.main, start, spec.steps)
-    with bar:
-        task = bar.add_task("train", total=spec.steps, completed=start, loss=float("nan"), tps=0.0)
-        for step in range(start, end):
-            tick = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            loss_sum = torch.zeros((), device=processes.device)
-            tokens = 0
-            for a in range(accumulation):
-                u = a * world + processes.rank  # this process's micro-batch of the global batch
-                pairs = order.micro_batch(step, u, micro, spec.global_batch_size)
-                examples = [encoder(records[i], python_rng(spec.seed, "example", epoch, i)) for epoch, i in pairs]
-                batch = to_device(collate(examples, special.eos_id, spec.data.extra_padding,
-                                          python_rng(spec.seed, "pad", step, u)), processes.device)
-                sync = contextlib.nullcontext() if world == 1 or a == accumulation - 1 else wrapped.no_sync()
-                with sync:
-                    with autocast():
-                        loss, noised = wrapped(batch, masking, generator(spec.seed, "mask", step, u))
-                    (loss / accumulation).backward()
-                loss_sum += loss.detach()
-                tokens += noised.masked.numel()
-            mean_loss = float(distributed.mean(loss_sum / accumulation, processes))
-            if not torch.isfinite(torch.tensor(mean_loss)):
-                _diverged(f"the loss is {mean_loss}", step, last_ckpt)
-            max_norm = spec.optimizer.max_grad_norm or float("inf")
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable_parameters(optimizer), max_norm))
-            if not torch.isfinite(torch.tensor(grad_norm)):
-                _diverged(f"the gradient norm is {grad_norm}", step, last_ckpt)
-            lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}
-            optimizer.step()
-            scheduler.step()
-            done = step + 1
-            elapsed = time.perf_counter() - tick
-            tps = tokens * world / elapsed
-            result.step, result.last_loss = done, mean_loss
-            bar.update(task, completed=done, loss=mean_loss, tps=tps)
-            if done % spec.log_every == 0 or done == end:
-                record({"step": done, "loss": mean_loss, "grad_norm": grad_norm, "lr": lrs,
-                        "tokens_per_s": tps, "seconds": elapsed})
-            if spec.eval.every and done % spec.eval.every == 0 and done < spec.steps:
-                result.eval = run_eval(done)
-            if (spec.checkpoint_every and done % spec.checkpoint_every == 0) or done == end:
-                last_ckpt = result.checkpoint = checkpoint(done)
-    if result.step == spec.steps:
-        result.eval = run_eval(result.step)
-    result.wall_time_s = time.perf_counter() - began
-    return result
+    def checkpoint(self, step: int) -> Path:
+        root = self.out / "checkpoints"
+        if self.processes.main:
+            checkpointing.save(root, step, save_model=save_model_fn(self.vlm), optimizer=self.optimizer,
+                               scheduler=self.scheduler, spec_hash=self.digest, keep=self.spec.keep_checkpoints)
+        distributed.barrier(self.processes)
+        self.last_checkpoint = root / f"step-{step:06d}"
+        return self.last_checkpoint
+
+    def record(self, row: dict) -> None:
+        """Append a row to ``<out_dir>/metrics.jsonl`` (main process)."""
+        if self.processes.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with (self.out / "metrics.jsonl").open("a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def _diverged(self, what: str, step: int) -> None:
+        last = self.last_checkpoint
+        kept = f"the last good checkpoint, {last}, is kept" if last else "no checkpoint had been written yet"
+        raise TrainingError(f"{what} at step {step + 1}: training stopped before applying that update; {kept}. "
+                            f"Lower optimizer.lr or lengthen the warmup, check the data, and resume or restart.")
 
 
-def _diverged(what: str, step: int, last: Path | None) -> None:
-    kept = f"the last good checkpoint, {last}, is kept" if last else "no checkpoint had been written yet"
-    raise TrainingError(f"{what} at step {step + 1}: training stopped before applying that update; {kept}. "
-                        f"Lower optimizer.lr or lengthen the warmup, check the data, and resume or restart.")
-
-
-def _progress(enabled: bool, start: int, total: int):
+def _progress(enabled: bool):
+    """A rich progress bar with the loss and tokens/s (disabled: a no-op)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(

@@ -78,7 +78,8 @@ class TrainingModel(nn.Module):
         out_labels = torch.stack([torch.cat([row, row.new_full((length - len(row),), eos)]) for row in row_labels])
         return embeds, out_labels
 
-    def forward(self, batch: dict, masking: Any, generator: torch.Generator | None = None) -> tuple[torch.Tensor, MaskedBatch]:
+    def forward(self, batch: dict, masking: Any,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, MaskedBatch]:
         """Loss of one micro-batch under ``masking``, and the ``MaskedBatch`` it drew."""
         embeds, labels = self.embed(batch)  # [B, T, D], [B, T]: the vision encoder ran here, once
         noised = masking({"labels": labels}, generator)

@@ -130,7 +130,8 @@ class TrainSpec(Spec):
     out_dir: str = non_semantic("runs/train")
     """Run folder: checkpoints, metrics.jsonl, generated data."""
     device: str = non_semantic("auto")
-    """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``; under torchrun each process takes its local rank's GPU."""
+    """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``; under torchrun each process takes the GPU of
+    its local rank."""
 
     @model_validator(mode="after")
     def _check(self) -> "TrainSpec":

@@ -126,7 +126,8 @@ def write_rows(tmp_path, rows):
 
 
 BAD_ROWS = [
-    {"id": "good", "image": "ok.png", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]},
+    {"id": "good", "image": "ok.png",
+     "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]},
     {"id": "text-only", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]},
     {"id": "missing", "image": "gone.png", "conversations": [{"from": "human", "value": "<image>q"},
                                                              {"from": "gpt", "value": "a"}]},

@@ -1,6 +1,5 @@
 """The trainer: exact resume, freezing and per-part rates, schedule, divergence, learning."""
 
-import json
 import math
 
 import pytest
@@ -8,8 +7,12 @@ import torch
 from safetensors.torch import load_file
 
 from dvlm.core.errors import SpecError, TrainingError
+from dvlm.core.plugins import get_registry
+from dvlm.train import checkpointing, distributed
 from dvlm.train.loop import train
+from dvlm.train.model import TrainingModel, enable_gradient_checkpointing
 from dvlm.train.optim import warmup_cosine
+from dvlm.train.setup import build_model
 from dvlm.train.spec import OptimizerSpec
 from tests.training.conftest import text_spec
 
@@ -19,20 +22,31 @@ def weights(checkpoint):
 
 
 def test_interrupted_run_resumed_at_step_k_ends_identical(tmp_path):
-    whole = train(text_spec(tmp_path / "a", checkpoint_every=2), progress=False)
-    spec = text_spec(tmp_path / "b", checkpoint_every=2)
+    whole = train(text_spec(tmp_path / "a", steps=5, checkpoint_every=2), progress=False)
+    spec = text_spec(tmp_path / "b", steps=5, checkpoint_every=2)
     first = train(spec, stop_after=3, progress=False)
     assert first.step == 3 and first.checkpoint.name == "step-000003"
     interrupted = weights(first.checkpoint)
     second = train(spec, resume=True, progress=False)
-    assert second.start_step == 3 and second.step == 6
+    assert second.start_step == 3 and second.step == 5
     a, b = weights(whole.checkpoint), weights(second.checkpoint)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     moments_a = load_file(str(whole.checkpoint / "optimizer.safetensors"))
     moments_b = load_file(str(second.checkpoint / "optimizer.safetensors"))
     assert all(torch.equal(moments_a[k], moments_b[k]) for k in moments_a)
     assert whole.last_loss == second.last_loss
-    assert not torch.equal(a["backbone.lm_head.weight"], interrupted["backbone.lm_head.weight"])  # it did train after the resume
+    head = "backbone.lm_head.weight"
+    assert not torch.equal(a[head], interrupted[head])  # it did train after the resume
+
+
+def test_half_written_checkpoints_are_never_resumed_from(tmp_path):
+    spec = text_spec(tmp_path, steps=3, checkpoint_every=1, keep_checkpoints=5)
+    train(spec, stop_after=2, progress=False)
+    root = tmp_path / "run" / "checkpoints"
+    (root / ".step-000003.tmp-999").mkdir()  # a crash while writing: the temporary name
+    (root / "step-000009").mkdir()  # a folder without its trainer state
+    assert [p.name for p in checkpointing.checkpoint_dirs(root)] == ["step-000001", "step-000002"]
+    assert train(spec, resume=True, progress=False).start_step == 2
 
 
 def test_a_run_with_checkpoints_is_not_overwritten_without_resume(tmp_path):
@@ -59,15 +73,6 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(t).all() for t in last.values())
 
 
-def test_loss_decreases_within_a_few_steps(tmp_path):
-    result = train(text_spec(tmp_path, steps=12, optimizer__lr=1e-2), progress=False)
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    losses = [r["loss"] for r in rows if "loss" in r]
-    assert len(losses) == 12
-    assert sum(losses[-3:]) / 3 < 0.75 * sum(losses[:3]) / 3, losses
-    assert result.eval["val_loss"] < losses[0]
-
-
 def test_frozen_parts_do_not_move(tmp_path):
     spec = text_spec(tmp_path, steps=2, optimizer__frozen=["backbone"])
     with pytest.raises(SpecError, match="nothing would be trained"):
@@ -84,8 +89,30 @@ def test_warmup_then_cosine_to_the_floor():
     assert warmup_cosine(100, OptimizerSpec(warmup_ratio=0.03))(3) == 1.0  # warmup = round(0.03 * 100)
 
 
-def test_gradient_checkpointing_gives_the_same_run(tmp_path):
-    plain = train(text_spec(tmp_path / "a", steps=2), progress=False)
-    recomputed = train(text_spec(tmp_path / "b", steps=2, gradient_checkpointing=True), progress=False)
-    a, b = weights(plain.checkpoint), weights(recomputed.checkpoint)
-    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+def test_gradient_checkpointing_gives_the_same_gradients(tmp_path):
+    spec = text_spec(tmp_path)
+    masking = get_registry().build("masking_strategies", spec.masking)
+    grads = []
+    for recompute in (False, True):
+        torch.manual_seed(0)
+        model = TrainingModel(build_model(spec, distributed.start("cpu")))
+        if recompute:
+            assert enable_gradient_checkpointing(model.backbone) == 2  # the two blocks
+        batch = {"input_ids": torch.randint(0, 200, (2, 12)), "labels": torch.randint(0, 200, (2, 12)), "images": []}
+        loss, _ = model(batch, masking, torch.Generator().manual_seed(1))
+        loss.backward()
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+    assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_bf16_autocast_on_gpu_keeps_fp32_weights_and_resumes_exactly(tmp_path):
+    whole = train(text_spec(tmp_path / "a", steps=4, device="cuda"), progress=False)  # auto: bf16 on CUDA
+    spec = text_spec(tmp_path / "b", steps=4, device="cuda")
+    train(spec, stop_after=2, progress=False)
+    resumed = train(spec, resume=True, progress=False)
+    assert math.isfinite(whole.last_loss) and whole.last_loss == resumed.last_loss
+    a, b = weights(whole.checkpoint), weights(resumed.checkpoint)
+    assert all(t.dtype == torch.float32 for t in a.values())
+    assert all(torch.equal(a[k], b[k]) for k in a)
