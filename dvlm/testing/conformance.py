@@ -8,7 +8,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from dvlm.core.plugins import get_registry
 from dvlm.core.specs import ComponentParams, Family, spec_hash
-from dvlm.testing import vision
+from dvlm.testing import samplers, vision
 
 
 def kinds_to_check(distribution: str | None = None, families: tuple[str, ...] | None = None) -> list[tuple[str, str]]:
@@ -90,6 +90,10 @@ FAMILY_CHECKS: dict[str, Callable[[Any], None]] = {
     "projectors": vision.check_projector,
     "image_layouts": vision.check_image_layout,
     "chat_templates": vision.check_chat_template,
+    "samplers": samplers.check_sampler,
+    "commit_rules": samplers.check_commit_rule,
+    "confidence_measures": samplers.check_confidence_measure,
+    "cache_policies": samplers.check_cache_policy,
 }
 #: family -> extra factory arguments after the params (a projector is built as ``factory(params, in, out)``).
 FACTORY_ARGS: dict[str, tuple[Any, ...]] = {"projectors": vision.PROJECTOR_DIMS}
