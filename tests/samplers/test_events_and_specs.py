@@ -83,6 +83,7 @@ def test_spec_sources_and_overrides(tmp_path, llada):
     ("lavida", ["cache=prefx"], "cache.*'prefx'.*prefix"),
     ("fast-dllm", ["factor=1.0"], "set exactly one of threshold or factor.*threshold: null"),
     ("missing.yaml", [], "missing.yaml does not exist"),
+    ("dream", ["alg=origin", "schedule=shift"], "'origin'.*takes no schedule"),
 ])
 def test_spec_mistakes_give_one_clear_message(sampler, overrides, message):
     with pytest.raises(dvlm.DvlmError, match=message):

@@ -70,11 +70,14 @@ class DreamSampler:
         if policy.name == "prefix":
             self._first_token_from_prefill(canvas, policy)
             stopper.update()
-        counts = self.counts(canvas.masked(start, end).sum(-1))  # [B, n] CPU
+        if p.alg == "origin":  # no counts: each mask is revealed with probability 1 - s/t
+            counts = torch.ones(canvas.batch_size, self.iterations, dtype=torch.int64)
+        else:
+            counts = self.counts(canvas.masked(start, end).sum(-1))  # [B, n] CPU
         timesteps = torch.linspace(1, p.eps, p.steps + 1)
         refresh = True
         for step, count in enumerate(counts.unbind(1)):
-            if p.alg != "origin" and not bool(count.any()):
+            if not bool(count.any()):
                 continue
             if stopper.all_done():
                 break

@@ -175,6 +175,13 @@ class DreamSamplerParams(_Decoding):
     """LaViDa-Dream's NFE knob: run ``int(gen_length * step_ratio)`` steps. Without a schedule the timesteps
     still come from ``steps`` and the last step commits everything left, exactly as LaViDa does."""
 
+    @model_validator(mode="after")
+    def _origin_has_no_schedule(self) -> "DreamSamplerParams":
+        if self.alg == "origin" and self.schedule is not None:
+            raise ValueError("alg 'origin' reveals each mask with probability 1 - s/t and takes no schedule; "
+                             "set schedule: null or pick a confidence alg (maskgit_plus, topk_margin, entropy)")
+        return self
+
     @classmethod
     def for_tests(cls) -> "DreamSamplerParams":
         return cls(gen_length=8, steps=4)

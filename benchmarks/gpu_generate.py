@@ -1,0 +1,90 @@
+"""End-to-end generation speed on a GPU: LLaDA-8B-shaped random weights, bf16.
+
+Two figures (issue #4), recorded in ``benchmarks/results/gpu_generate.jsonl``:
+
+- LaViDa COCO shape: 1,000 prefix tokens (image + prompt), L = 32, K = 16, exact prefix cache, shift 1/3
+  (``lavida-coco``) -> seconds per answer (LaViDa reports 1.32 s per image on an A5000, vision included;
+  vision is not run here);
+- Fast-dLLM shape: a 256-token answer with the ``fast-dllm`` preset (blocks of 32, tau 0.9, dual cache)
+  -> ms per step (random weights give low confidences, so about one token per step: the per-step cost is
+  the figure that transfers, not the step count).
+
+Needs CUDA; ``--small`` runs a tiny model anywhere (a smoke check, not a figure to report).
+Last line: ``lavida_coco_s_per_answer=<x> fast_dllm_ms_per_step=<y>``.
+
+    .venv/bin/python benchmarks/gpu_generate.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import dvlm
+from dvlm.bench.provenance import provenance
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _random_llada import random_llada  # noqa: E402
+
+
+def timed(model, ids, sampler, overrides, cuda):
+    if cuda:
+        torch.cuda.synchronize()
+    began = time.perf_counter()
+    result = dvlm.generate(model, ids, sampler=sampler, overrides=overrides)
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - began, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prefix", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--small", action="store_true", help="tiny model on any device (smoke check)")
+    parser.add_argument("--results", default=str(Path(__file__).parent / "results" / "gpu_generate.jsonl"))
+    args = parser.parse_args()
+    cuda = torch.cuda.is_available()
+    if not cuda and not args.small:
+        sys.exit("needs a CUDA device (use --small for a CPU smoke check)")
+    device = "cuda" if cuda else "cpu"
+    shape = (dict(d_model=64, n_heads=4, n_kv_heads=4, n_layers=2, mlp_hidden_size=128) if args.small else {})
+    model = random_llada(device=device, dtype="bfloat16", **shape)
+    vocab = model.vocab_size
+    ids = torch.randint(0, min(vocab, 126000), (1, args.prefix), device=device,
+                        generator=torch.Generator(device).manual_seed(0))
+    runs = {
+        "lavida-coco": ("lavida-coco", {}),
+        "fast-dllm": ("fast-dllm", {"gen_length": 256}),
+    }
+    metrics = {}
+    with torch.inference_mode():
+        for name, (preset, overrides) in runs.items():
+            timed(model, ids, preset, overrides, cuda)  # warm-up
+            walls, result = [], None
+            for _ in range(args.repeats):
+                wall, result = timed(model, ids, preset, overrides, cuda)
+                walls.append(wall)
+            metrics[name] = {"s_per_answer": statistics.median(walls), "nfe": result.nfe,
+                             "ms_per_step": statistics.median(walls) / result.nfe * 1e3,
+                             "tokens_per_forward": result.tokens_per_forward, "walls": walls}
+            print(f"{name}: {metrics[name]['s_per_answer']:.3f} s per answer, NFE {result.nfe}, "
+                  f"{metrics[name]['ms_per_step']:.2f} ms per step")
+    row = {"benchmark": "gpu_generate", "config": vars(args), "metrics": metrics,
+           "device": torch.cuda.get_device_name() if cuda else "cpu", **provenance()}
+    if not args.small:
+        Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.results, "a") as f:
+            f.write(json.dumps(row) + "\n")
+    print(f"lavida_coco_s_per_answer={metrics['lavida-coco']['s_per_answer']:.3f} "
+          f"fast_dllm_ms_per_step={metrics['fast-dllm']['ms_per_step']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
