@@ -135,7 +135,7 @@ def run_sampler(
     events: list[StepEvent] | None = [] if trace else None
     began = time.perf_counter()
     with torch.inference_mode():
-        loop = sampler.run(backbone, prompt, generator=generator)
+        loop = sampler.run(backbone, prompt=prompt, generator=generator)
         while True:
             try:
                 event = next(loop)

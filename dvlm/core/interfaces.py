@@ -139,14 +139,29 @@ class ChatTemplate(Protocol):
 
 @runtime_checkable
 class CachePolicy(Protocol):
-    """Decides what a sampler caches and when it refreshes it (see ``dvlm/plugins/samplers``)."""
+    """Decides what a sampler caches and when it refreshes it (see ``dvlm/plugins/samplers``).
+
+    ``start(canvas)`` runs once before the first step (e.g. the prefix prefill);
+    ``logits(canvas, block_start, block_end, refresh) -> (logits [B, W, V], offset)`` runs the step's forward
+    (``refresh`` on a block's first forward); row ``i`` is absolute position ``offset + i`` and the rows
+    cover ``[block_start, block_end)``.
+    """
 
     name: str
+
+    def start(self, canvas: Any) -> None: ...
+
+    def logits(self, canvas: Any, block_start: int, block_end: int, refresh: bool) -> tuple[torch.Tensor, int]: ...
 
 
 @runtime_checkable
 class Sampler(Protocol):
-    """The denoising loop over an answer window; yields per-step events, returns the result."""
+    """The denoising loop over an answer window.
+
+    ``run(backbone, prompt=PromptBatch, generator=None)`` is a generator: it yields a
+    ``dvlm.core.generation.StepEvent`` per step and returns the finished canvas (``.answer [B, G]``,
+    ``.nfe``) as its ``StopIteration`` value; ``dvlm.core.generation.run_sampler`` drives it.
+    """
 
     def run(self, backbone: Backbone, **inputs: Any) -> Iterator[Any]: ...
 
