@@ -4,9 +4,9 @@
 setting), greedy, random-weight LLaDA scaled down from LLaDA-8B's proportions (MLP 3x width, LM head ~15% of
 the per-token work). Both policies run interleaved in one process; the speedup is the ratio of the best
 (minimum) wall times, the estimate least disturbed by other processes on a shared machine (medians are
-printed beside it). The FLOP-ideal speedup counts the matmul FLOPs each policy executes (projections, MLP, attention over
-the attended keys, and the LM head on every window position, the prefill's included, as LaViDa does):
-full recompute = 16 forwards of 1,032 tokens; prefix = one 1,000-token prefill + 16 forwards of 32 tokens
+printed beside it). The FLOP-ideal speedup counts the matmul FLOPs each policy executes (projections, MLP,
+attention over the attended keys, and the LM head on every window position, the prefill's included, as
+LaViDa does): full recompute = 16 forwards of 1,032 tokens; prefix = one 1,000-token prefill + 16 forwards of 32 tokens
 against 1,032 keys. Efficiency = measured / ideal.
 Last line: ``prefix_cache_speedup=<x> ideal=<y> efficiency=<x/y>`` (goal efficiency >= 0.8).
 
@@ -87,7 +87,8 @@ def main() -> None:
               f"runs {', '.join(f'{w:.2f}' for w in walls[cache])})")
     print(f"  speedup {speedup:.2f}x (of medians {median_speedup:.2f}x), FLOP-ideal {ideal:.2f}x")
     row = {"benchmark": "prefix_cache", "config": vars(args), "shape": SHAPE, "spec": spec,
-           "metrics": {"speedup": speedup, "median_speedup": median_speedup, "ideal": ideal, "efficiency": speedup / ideal, "wall_s": walls,
+           "metrics": {"speedup": speedup, "median_speedup": median_speedup, "ideal": ideal,
+                       "efficiency": speedup / ideal, "wall_s": walls,
                        "gflop": {k: v / 1e9 for k, v in flops.items()}, "nfe": nfe}, **provenance()}
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     with open(args.results, "a") as f:

@@ -28,11 +28,15 @@ def parse_input_ids(text: str) -> list[list[int]]:
 def generate_command(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Checkpoint folder (any supported layout).")],
     prompt: Annotated[Optional[str], typer.Option("--prompt", help="Prompt text (needs tokenizer files).")] = None,
-    image: Annotated[Optional[List[Path]], typer.Option("--image", help="Image file(s) for a vision-language model.")] = None,
-    input_ids: Annotated[Optional[str], typer.Option("--input-ids", help="Token ids '1,2,3'; ';' separates rows.")] = None,
+    image: Annotated[
+        Optional[List[Path]], typer.Option("--image", help="Image file(s) for a vision-language model.")] = None,
+    input_ids: Annotated[
+        Optional[str], typer.Option("--input-ids", help="Token ids '1,2,3'; ';' separates rows.")] = None,
     sampler: Annotated[str, typer.Option("--sampler", help="Preset name or sampler spec file.")] = "llada-reference",
-    set_: Annotated[Optional[List[str]], typer.Option("--set", help="Override a sampler field: key=value (repeatable).")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print token ids, text, NFE and tokens per forward as JSON.")] = False,
+    set_: Annotated[
+        Optional[List[str]], typer.Option("--set", help="Override a sampler field: key=value (repeatable).")] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print token ids, text, NFE and tokens per forward as JSON.")] = False,
 ) -> None:
     """Generate an answer with a diffusion sampler."""
     import dvlm
@@ -65,5 +69,5 @@ def generate_command(
         return
     for b, row in enumerate(result.token_ids.tolist()):
         print(result.text[b] if result.text is not None else " ".join(map(str, row[: result.answer_lengths[b]])))
-    typer.echo(f"nfe={result.nfe} tokens_per_forward={result.tokens_per_forward:.3f} wall_time_s={result.wall_time_s:.3f}",
-               err=True)
+    typer.echo(f"nfe={result.nfe} tokens_per_forward={result.tokens_per_forward:.3f} "
+               f"wall_time_s={result.wall_time_s:.3f}", err=True)

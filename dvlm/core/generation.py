@@ -21,7 +21,6 @@ import torch
 
 from dvlm.core.errors import DvlmError, SamplerError
 
-
 INFILL_ROLES = ("fim", "fim_filler")
 """``SpecialTokens.extra`` roles of LaViDa-FIM's markers ([FIM], [S]): kept in ``token_ids``, dropped from text."""
 

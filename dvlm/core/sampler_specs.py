@@ -131,7 +131,8 @@ def resolve_sampler(sampler: Any, overrides: Sequence[str] | Mapping[str, Any] =
     elif isinstance(sampler, (str, Path)):
         data, source = _load_named(str(sampler))
     else:
-        raise SpecError(f"sampler must be a preset name, a spec file, a dict or sampler params, got {type(sampler).__name__}")
+        raise SpecError(f"sampler must be a preset name, a spec file, a dict or sampler params, "
+                        f"got {type(sampler).__name__}")
     if not isinstance(data, dict):
         raise SpecError(f"{source}: a sampler spec must be a mapping")
     data = dict(data)

@@ -14,7 +14,8 @@ def fixture_cases(name: str, kinds: tuple[str, ...]) -> list[tuple[dict, dict[st
     """``(case, {role: tensor})`` for every case of the given kinds in ``tests/fixtures/<name>``."""
     meta = json.loads((FIXTURES / name / "cases.json").read_text())
     tensors = load_file(FIXTURES / name / meta["tensor_file"])
-    return [(c, {role: tensors[key] for role, key in c["tensors"].items()}) for c in meta["cases"] if c["kind"] in kinds]
+    return [(c, {role: tensors[key] for role, key in c["tensors"].items()})
+            for c in meta["cases"] if c["kind"] in kinds]
 
 
 def schedules_fixture() -> dict:

@@ -1,7 +1,6 @@
 """Batches: ragged prompts (left padding) and ragged completion give the tokens of batch 1, greedy."""
 
 import pytest
-import torch
 
 import dvlm
 from tests.samplers.conftest import prompts

@@ -88,10 +88,12 @@ def test_prefix_cache_logits_equal_the_masked_full_forward(llada):
 
 def count_window_tokens(model):
     sizes = []
-    handle = model.register_forward_pre_hook(
-        lambda module, args, kwargs: sizes.append((args[0] if args and args[0] is not None else kwargs["inputs_embeds"]).shape[1]),
-        with_kwargs=True)
-    return sizes, handle
+
+    def record(module, args, kwargs):
+        inputs = args[0] if args and args[0] is not None else kwargs["inputs_embeds"]
+        sizes.append(inputs.shape[1])
+
+    return sizes, model.register_forward_pre_hook(record, with_kwargs=True)
 
 
 @pytest.mark.parametrize("cache", ["fast_dllm_prefix", "dual"])

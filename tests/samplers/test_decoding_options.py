@@ -6,7 +6,12 @@ import torch
 import dvlm
 from dvlm.core.generation import PromptBatch
 from dvlm.plugins.samplers.canvas import Canvas
-from dvlm.plugins.samplers.proposals import gumbel_argmax, propose_dream, top_k_filter, top_p_filter
+from dvlm.plugins.samplers.proposals import (
+    gumbel_argmax,
+    propose_dream,
+    top_k_filter,
+    top_p_filter,
+)
 from tests.samplers.conftest import prompts, with_tokens
 
 MASK, EOS, EOT = 250, 251, 252
@@ -79,7 +84,8 @@ def test_suppressing_by_role_name_needs_the_backbone_to_declare_the_role(llada):
 
 
 def test_llada_v_preset_bans_its_special_tokens_and_stops_at_eot(eot_llada):
-    result = dvlm.generate(eot_llada, prompts(2, 6, seed=15), sampler="llada-v", overrides=["gen_length=16", "steps=16"])
+    result = dvlm.generate(eot_llada, prompts(2, 6, seed=15), sampler="llada-v",
+                           overrides=["gen_length=16", "steps=16"])
     for row, length in zip(result.token_ids.tolist(), result.answer_lengths):
         assert EOS not in row[:length]  # eos is banned: only eot (or the length) ends an answer
         assert all(t == EOS for t in row[length:])
@@ -123,8 +129,9 @@ def test_top_k_and_top_p_restrict_what_can_be_drawn():
     # probs ~ [.50, .30, .06, .04, .003, ...]: the nucleus of 0.7 keeps the first two
     assert (top_p_filter(logits, 0.7) > -1e30).tolist() == [[True, True, False, False, False]]
     many = torch.tensor([[3.0, 2.5, 1.0, 0.5, -2.0]]).expand(5000, 5)
-    x0, _ = propose_dream(many[None], torch.ones(1, 5000, dtype=torch.bool), temperature=1.0, top_p=None, top_k=2, banned=None,
-                          confidence=lambda p, x, g: x.float(), generator=torch.Generator().manual_seed(1))
+    x0, _ = propose_dream(many[None], torch.ones(1, 5000, dtype=torch.bool), temperature=1.0, top_p=None, top_k=2,
+                          banned=None, confidence=lambda p, x, g: x.float(),
+                          generator=torch.Generator().manual_seed(1))
     assert set(x0.flatten().tolist()) == {0, 1}
 
 

@@ -17,7 +17,8 @@ def llada_generate(model, prompt, attention_mask, steps, gen_length, block_lengt
     x = torch.full((prompt.shape[0], prompt.shape[1] + gen_length), MASK, dtype=torch.long)
     x[:, : prompt.shape[1]] = prompt
     if attention_mask is not None:
-        attention_mask = torch.cat([attention_mask, torch.ones(prompt.shape[0], gen_length, dtype=attention_mask.dtype)], 1)
+        answer = torch.ones(prompt.shape[0], gen_length, dtype=attention_mask.dtype)
+        attention_mask = torch.cat([attention_mask, answer], 1)
     prompt_index = x != MASK
     num_blocks = gen_length // block_length
     steps = steps // num_blocks

@@ -36,7 +36,8 @@ def lavida_params(schedule, kwargs):
         return LinearScheduleParams()
     if schedule == "shift":
         return ShiftScheduleParams(alpha=(kwargs or {}).get("shift", 3))  # the reference default is 3
-    return {"cosine": CosineScheduleParams, "logit_normal": LogitNormalScheduleParams}.get(schedule, LinearFloorScheduleParams)()
+    named = {"cosine": CosineScheduleParams, "logit_normal": LogitNormalScheduleParams}
+    return named.get(schedule, LinearFloorScheduleParams)()  # LaViDa: any other name is the identity curve
 
 
 @pytest.mark.parametrize("case", FIXTURE["llada_get_num_transfer_tokens"]["cases"], ids=str)
@@ -52,7 +53,8 @@ def test_named_schedules_match_lavida(case):
     assert torch.equal(counts, drop_trailing_zero_steps(case["num_transfer_tokens"]))
 
 
-@pytest.mark.parametrize("case", FIXTURE["dream_transfer_counts"]["cases"], ids=lambda c: f"{c['num_masks']}-{c['steps']}")
+@pytest.mark.parametrize("case", FIXTURE["dream_transfer_counts"]["cases"],
+                         ids=lambda c: f"{c['num_masks']}-{c['steps']}")
 def test_dream_rule_matches_dream(case):
     counts = build(DreamScheduleParams(eps=case["eps"])).counts(torch.tensor([case["num_masks"]]), case["steps"])
     assert counts[0].tolist() == case["per_step"]

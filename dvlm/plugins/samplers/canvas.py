@@ -102,7 +102,7 @@ class Canvas:
 
 def resolve_tokens(refs, special_tokens) -> list[int]:
     """Ids and role names (``eos``, ``start_header``, optional ``role?``) -> ids, using the backbone's roles."""
-    roles = {name[: -len("_id")]: getattr(special_tokens, name) for name in ("mask_id", "eos_id", "pad_id", "eot_id", "bos_id")}
+    roles = {role: getattr(special_tokens, f"{role}_id") for role in ("mask", "eos", "pad", "eot", "bos")}
     roles.update(special_tokens.extra)
     ids = []
     for ref in refs:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+Generator = torch.Generator | None
+
 
 class Probability:
     """``p(chosen)``: LLaDA ``low_confidence``, Dream ``maskgit_plus``, Fast-dLLM."""
@@ -17,7 +19,7 @@ class Probability:
     def __init__(self, params=None) -> None:
         self.params = params
 
-    def __call__(self, probs: torch.Tensor, chosen: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(self, probs: torch.Tensor, chosen: torch.Tensor, generator: Generator = None) -> torch.Tensor:
         return probs.gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
 
 
@@ -27,7 +29,7 @@ class Margin:
     def __init__(self, params=None) -> None:
         self.params = params
 
-    def __call__(self, probs: torch.Tensor, chosen: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(self, probs: torch.Tensor, chosen: torch.Tensor, generator: Generator = None) -> torch.Tensor:
         top2 = probs.topk(2, dim=-1).values  # [..., 2]
         return top2[..., 0] - top2[..., 1]
 
@@ -38,7 +40,7 @@ class NegEntropy:
     def __init__(self, params=None) -> None:
         self.params = params
 
-    def __call__(self, probs: torch.Tensor, chosen: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(self, probs: torch.Tensor, chosen: torch.Tensor, generator: Generator = None) -> torch.Tensor:
         return (probs * torch.log(probs + 1e-10)).sum(-1)
 
 
@@ -50,5 +52,5 @@ class RandomConfidence:
     def __init__(self, params=None) -> None:
         self.params = params
 
-    def __call__(self, probs: torch.Tensor | None, chosen: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(self, probs: torch.Tensor | None, chosen: torch.Tensor, generator: Generator = None) -> torch.Tensor:
         return torch.rand(chosen.shape, generator=generator, device=chosen.device)

@@ -22,7 +22,11 @@ import torch
 from dvlm.core.errors import SamplerError
 from dvlm.plugins.samplers.canvas import Canvas, StopTracker, resolve_tokens
 from dvlm.plugins.samplers.commit import FixedCount
-from dvlm.plugins.samplers.params import MarginParams, NegEntropyParams, ProbabilityParams
+from dvlm.plugins.samplers.params import (
+    MarginParams,
+    NegEntropyParams,
+    ProbabilityParams,
+)
 from dvlm.plugins.samplers.proposals import propose_dream
 from dvlm.plugins.samplers.steps import build, step_event
 from dvlm.plugins.schedules.dream import dream_counts
@@ -47,7 +51,8 @@ class DreamSampler:
                     f"it must be between 1 and steps={params.steps}"
                 )
         self.schedule = None if params.schedule is None else build("schedules", params.schedule)
-        self.confidence = None if params.alg == "origin" else build("confidence_measures", CONFIDENCE_OF_ALG[params.alg]())
+        self.confidence = (None if params.alg == "origin"
+                           else build("confidence_measures", CONFIDENCE_OF_ALG[params.alg]()))
         self.rule = FixedCount()
 
     def counts(self, num_masked: torch.Tensor) -> torch.Tensor:
