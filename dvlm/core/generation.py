@@ -207,8 +207,8 @@ def generate(
 
         input_ids = [encode(tokenizer, p) for p in ([prompt] if isinstance(prompt, str) else prompt)]
     if not isinstance(input_ids, torch.Tensor):
-        rows = [list(r) for r in input_ids]
-        rows = rows if rows and isinstance(rows[0], list) else [rows]
+        flat = len(input_ids) > 0 and isinstance(input_ids[0], int)  # one prompt given as a plain list
+        rows = [list(input_ids)] if flat else [list(r) for r in input_ids]
         input_ids, attention_mask = left_pad(rows, backbone.special_tokens.pad_id)
     if input_ids.dim() == 1:
         input_ids = input_ids[None]
@@ -218,6 +218,7 @@ def generate(
         attention_mask = None if attention_mask is None else attention_mask.to(device)
     if draft is not None:
         draft = torch.as_tensor(draft, dtype=torch.long)
-        draft = draft.expand(input_ids.shape[0], -1) if draft.dim() == 1 else draft
+        if draft.dim() == 1 or len(draft) == 1:  # one draft for every row
+            draft = draft.reshape(1, -1).expand(input_ids.shape[0], -1)
     batch = PromptBatch(input_ids=input_ids, attention_mask=attention_mask, draft=draft)
     return run_sampler(backbone, batch, params, tokenizer=tokenizer, generator=generator, on_step=on_step, trace=trace)

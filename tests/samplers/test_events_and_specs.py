@@ -157,3 +157,12 @@ def test_cli_prompt_text_with_a_tokenizer_in_the_checkpoint(tmp_path, llada):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert isinstance(out["text"][0], str) and len(out["token_ids"][0]) == 8
+
+
+def test_prompt_and_draft_shapes_the_api_accepts(llada):
+    spec = {"kind": "fixed_count", "gen_length": 8, "steps": 8}
+    one = dvlm.generate(llada, [5, 6, 7], sampler=spec)  # one prompt as a plain list
+    same = dvlm.generate(llada, torch.tensor([5, 6, 7]), sampler=spec)
+    assert torch.equal(one.token_ids, same.token_ids) and one.token_ids.shape == (1, 8)
+    both = dvlm.generate(llada, [[5, 6, 7], [8, 9]], draft=[[11, MASK, 12]], sampler=spec)  # one draft, two rows
+    assert both.token_ids[:, 0].tolist() == [11, 11] and both.token_ids[:, 2].tolist() == [12, 12]
