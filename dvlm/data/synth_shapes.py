@@ -10,6 +10,7 @@ Layout written under ``out``::
     images/{index:06d}.png
     {split}.json            LLaVA-format question/answer records (split = train, val, test)
     {split}_captions.json   LLaVA-format captioning records (stage-1 alignment)
+    {split}_all.json        both: the questions and the captions (to train one model for both tasks)
     meta.json               seed, sizes and the vocabulary of every answer and question word
 
 Everything is a function of ``(n, seed, size)``: the same arguments write byte-identical files.
@@ -126,6 +127,7 @@ def write_synth_shapes(out: Path, n: int, seed: int, size: int = 64) -> dict[str
     for split in SPLITS:
         (out / f"{split}.json").write_text(json.dumps(records[split], indent=1) + "\n")
         (out / f"{split}_captions.json").write_text(json.dumps(captions[split], indent=1) + "\n")
+        (out / f"{split}_all.json").write_text(json.dumps(records[split] + captions[split], indent=1) + "\n")
     meta = {"dataset": "synth-shapes", "n_images": n, "seed": seed, "image_size": size,
             "records": {split: len(rows) for split, rows in records.items()}, "vocabulary": vocabulary()}
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")

@@ -40,6 +40,7 @@ def test_splits_are_disjoint_llava_records(tmp_path):
         captions = json.loads((tmp_path / f"{split}_captions.json").read_text())
         images[split] = {r["image"] for r in rows}
         assert images[split] == {r["image"] for r in captions}
+        assert json.loads((tmp_path / f"{split}_all.json").read_text()) == rows + captions
         for row in rows + captions:
             human, gpt = row["conversations"]
             assert human["from"] == "human" and human["value"].startswith("<image>\n") and gpt["from"] == "gpt"
