@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 quickstart: $(STAMP)
-	$(VENV)/bin/dvlm plugins
+	$(VENV)/bin/dvlm bench benchmarks/matrices/quickstart.yaml --out runs/quickstart
 
 test: $(STAMP)
 	$(PY) -m pytest
