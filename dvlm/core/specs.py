@@ -22,6 +22,7 @@ package versions, hardware) goes beside the hash in results, never into it.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from pathlib import Path
@@ -202,7 +203,12 @@ def format_validation_error(err: ValidationError, data: Any, source: str) -> str
     for e in err.errors():
         where = _location(data, tuple(e["loc"]))
         value = "" if e["type"] == "missing" else f" (got {json.dumps(e['input'], default=str)[:120]})"
-        lines.append(f"{source}: {where}: {e['msg']}{value}")
+        hint = ""
+        if e["type"] == "union_tag_invalid":  # an unknown kind: suggest the closest registered one
+            tags = [t.strip(" '") for t in str(e["ctx"]["expected_tags"]).split(",")]
+            close = difflib.get_close_matches(str(e["ctx"]["tag"]), tags, n=1, cutoff=0.5)
+            hint = f". Did you mean '{close[0]}'?" if close else ""
+        lines.append(f"{source}: {where}: {e['msg']}{value}{hint}")
     return "\n".join(lines)
 
 

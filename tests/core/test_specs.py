@@ -44,8 +44,8 @@ def test_constraint_violation_names_the_path(toy_plugin):
         parse_spec({"spec": "model", "backbone": {"kind": "toy", "width": 0}})
 
 
-def test_unknown_kind_in_a_spec_lists_the_expected_tags(toy_plugin):
-    with pytest.raises(SpecError, match="backbone.*toy"):
+def test_unknown_kind_in_a_spec_lists_the_kinds_and_suggests_the_closest(toy_plugin):
+    with pytest.raises(SpecError, match=r"backbone: .*'toy'.*Did you mean 'toy'\?"):
         parse_spec({"spec": "model", "backbone": {"kind": "tyo"}})
 
 
