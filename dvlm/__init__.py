@@ -28,6 +28,7 @@ _LAZY = {
     "DvlmError": "dvlm.core.errors:DvlmError",
     "load_pretrained": "dvlm.core.checkpoint:load_pretrained",
     "generate": "dvlm.core.generation:generate",
+    "score": "dvlm.core.likelihood:score",
     "build": "dvlm.core.vlm:build",
 }
 

@@ -17,6 +17,7 @@ from dvlm.core.convert_cli import convert_command
 from dvlm.core.errors import DvlmError
 from dvlm.core.generate_cli import generate_command
 from dvlm.data.synth_cli import data_app
+from dvlm.serve.cli import serve_command
 from dvlm.train.cli import train_command
 
 app = typer.Typer(
@@ -90,6 +91,7 @@ app.command("convert")(convert_command)
 app.command("train")(train_command)
 app.add_typer(data_app, name="data")
 app.command("bench")(bench_command)
+app.command("serve")(serve_command)
 
 
 def main() -> None:

@@ -45,3 +45,8 @@ class DataError(DvlmError, ValueError):
 
 class TrainingError(DvlmError, RuntimeError):
     """A training run cannot go on: non-finite loss or gradients, a resume that does not match the run."""
+
+
+class EvalError(DvlmError, ValueError):
+    """Scoring or evaluation cannot run as asked: Monte-Carlo sizes, empty choices, a request without the
+    image or text it needs."""

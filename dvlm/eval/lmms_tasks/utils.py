@@ -1,0 +1,28 @@
+"""Functions of the dvlm_shapes_* task YAMLs (lmms-eval loads this file by path: ``!function utils.x``)."""
+
+from pathlib import Path
+
+from PIL import Image
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def doc_to_visual(doc):
+    with Image.open(DATA / doc["image"]) as image:
+        return [image.convert("RGB")]
+
+
+def doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    """The question as the synthetic dataset asks it (``<image>\\n...``); the model applies its chat template."""
+    return doc["question"]
+
+
+def caption_results(doc, results):
+    return {"cider": {"prediction": results[0], "references": [doc["caption"]]}}
+
+
+def cider_aggregate(items):
+    """Corpus CIDEr-D with dvlm's scorer (pycocoevalcap's Cider on Python-normalised text: no java)."""
+    from dvlm.plugins.tasks.metrics import cider
+
+    return cider([item["prediction"] for item in items], [item["references"] for item in items])
