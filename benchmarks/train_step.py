@@ -6,7 +6,7 @@ language model: complementary takes B/2 examples x 2 noised copies (the vision e
 images), uniform takes B examples x 1 copy. Steps are interleaved (A B B A ...) in one process; the key
 figure is the median of the per-repeat time ratios. Last line: ``complementary_step_ratio=<x>`` (goal <= 1.08).
 
-    .venv/bin/python benchmarks/train_step.py [--rows 16 --repeats 20 --d-model 256 --layers 4]
+    .venv/bin/python benchmarks/train_step.py [--rows 16 --repeats 20 --d-model 256 --layers 4 --vision-width 64 --vision-layers 2]
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=16, help="sequences through the LM per step (even)")
     parser.add_argument("--d-model", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--vision-width", type=int, default=128)
-    parser.add_argument("--vision-layers", type=int, default=4)
+    parser.add_argument("--vision-width", type=int, default=64)
+    parser.add_argument("--vision-layers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--results", default=str(Path(__file__).parent / "results" / "train_step.jsonl"))
     args = parser.parse_args()
@@ -100,8 +100,9 @@ def main() -> None:
                 times[name].append(time.perf_counter() - start)
     ratio = statistics.median(c / u for c, u in zip(times["complementary"], times["uniform"]))
     medians = {name: statistics.median(t) * 1e3 for name, t in times.items()}
-    length = cases["uniform"][1]["input_ids"].shape[1] + 63  # 64 image tokens replace one slot
-    print(f"shape: {args.rows} LM rows/step, ~{length} tokens, D={args.d_model} layers={args.layers}, vision "
+    lengths = {name: batch["input_ids"].shape[1] + 63 for name, (_, batch) in cases.items()}  # 64 tokens per slot
+    print(f"shape: {args.rows} LM rows/step of {lengths['complementary']} (complementary) / {lengths['uniform']} "
+          f"(uniform) tokens, D={args.d_model} layers={args.layers}, vision "
           f"{args.vision_width}x{args.vision_layers} (64 tokens/image), threads={torch.get_num_threads()}")
     print(f"complementary ({args.rows // 2} examples x 2 copies) median {medians['complementary']:.1f} ms, uniform "
           f"({args.rows} examples) median {medians['uniform']:.1f} ms over {args.repeats} interleaved repeats")

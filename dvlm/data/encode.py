@@ -31,6 +31,7 @@ from typing import Any
 from dvlm.core.errors import DataError
 from dvlm.core.interfaces import SpecialTokens
 from dvlm.core.masked_batch import IGNORE_INDEX
+from dvlm.core.tokenizer import encode
 from dvlm.data.llava import IMAGE_TOKEN, MultiTurn, Record
 from dvlm.plugins.masking.fim import FimParams, fim_augment
 
@@ -47,12 +48,6 @@ class Encoded:
     input_ids: list[int]
     labels: list[int]
     images: tuple[Path, ...] = ()
-
-
-def encode_text(tokenizer: Any, text: str) -> list[int]:
-    """Ids of ``text`` without added special tokens (``tokenizers.Tokenizer`` or a transformers tokenizer)."""
-    encoded = tokenizer.encode(text, add_special_tokens=False)
-    return list(getattr(encoded, "ids", encoded))
 
 
 class ConversationEncoder:
@@ -127,19 +122,19 @@ class ConversationEncoder:
             consumed = through
         return [(text, target) for text, target in out if text]
 
-    def tokenize(self, text: str, target: bool, rng: random.Random | None) -> list[int]:
+    def tokenize(self, text: str, target: bool, rng: random.Random) -> list[int]:
         """Ids of a piece: ``<image>`` -> the image slot id; a supervised answer may get FIM markers."""
         if target and self.fim is not None:
             end = self.template.end_of_turn
             content = text[: len(text) - len(end)]
             ids: list[int] = []
             for piece in fim_augment(content, rng, *self.fim_ids, self.fim):
-                ids += encode_text(self.tokenizer, piece) if isinstance(piece, str) else list(piece)
-            return ids + encode_text(self.tokenizer, end)
+                ids += encode(self.tokenizer, piece) if isinstance(piece, str) else list(piece)
+            return ids + encode(self.tokenizer, end)
         parts = text.split(IMAGE_TOKEN)
-        ids = encode_text(self.tokenizer, parts[0])
+        ids = encode(self.tokenizer, parts[0])
         for part in parts[1:]:
             if self.image_token_id is None:
                 raise DataError(f"the text has an {IMAGE_TOKEN} placeholder but the model has no vision encoder")
-            ids += [self.image_token_id, *encode_text(self.tokenizer, part)]
+            ids += [self.image_token_id, *encode(self.tokenizer, part)]
         return ids

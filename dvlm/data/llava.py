@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from dvlm.core.errors import DataError
-
-IMAGE_TOKEN = "<image>"
+from dvlm.core.tokenizer import IMAGE_PLACEHOLDER as IMAGE_TOKEN
 MultiTurn = Literal["sample_round", "sample_round_with_history", "all_rounds"]
 """Which rounds of a multi-turn conversation a training example uses (see ``dvlm.data.encode``)."""
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}

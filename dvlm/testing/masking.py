@@ -25,7 +25,7 @@ def check_masking_strategy(strategy: Any) -> None:
         logits = torch.randn(rows, labels.shape[1], 10, requires_grad=True)
         loss = out.loss(logits)
         loss.backward()
-        assert loss.dim() == 0 and bool(torch.isfinite(loss)) and float(loss) >= 0
+        assert loss.dim() == 0 and bool(torch.isfinite(loss)) and loss.item() >= 0
         embeds = torch.randn(labels.shape[0], labels.shape[1], 4)
         assert out.noise_embeds(embeds, torch.zeros(4)).shape == (rows, labels.shape[1], 4)
     empty = strategy({"labels": torch.full((2, 3), IGNORE_INDEX)}, torch.Generator().manual_seed(0))
