@@ -160,3 +160,21 @@ def test_unreadable_data_is_one_clear_error(tmp_path):
         load_llava(tmp_path / "broken.json")
     with pytest.raises(DataError, match="cannot read"):
         load_llava(tmp_path / "absent.json")
+
+
+def test_complementary_masking_never_masks_the_fim_marker(tokenizer, template, tiny_backbone):
+    from dvlm.core.plugins import get_registry
+
+    special = tiny_backbone.special_tokens
+    fim, filler = special.extra["fim"], special.extra["fim_filler"]
+    record = Record("f", (("user", "describe"), ("assistant", "one two three four five six seven eight")))
+    encoder = ConversationEncoder(tokenizer, template, special, fim=FimParams(probability=1.0, max_fillers=3))
+    batch = collate([encoder(record, random.Random(seed)) for seed in range(8)], special.eos_id)
+    masking = get_registry().build("masking_strategies", get_registry().get("masking_strategies",
+                                                                            "complementary").params())
+    out = masking({"labels": batch["labels"]}, torch.Generator().manual_seed(0))
+    ids = batch["input_ids"]
+    assert bool((ids == fim).any()) and bool((ids == filler).any())
+    masked_count = out.masked[:8].int() + out.masked[8:].int()  # [B, T]: copies that mask each position
+    assert bool((masked_count[ids == fim] == 0).all())  # visible in both copies
+    assert bool((masked_count[ids == filler] == 1).all())  # an ordinary target: masked in exactly one copy
