@@ -115,7 +115,7 @@ def score(model: Any, prompt: Any, choices: Sequence[str | Sequence[int]], image
     suffix_ids = _ids(tokenizer, end, "the end of turn") if end else []
     longest = max(map(len, answers)) + len(suffix_ids)
     with torch.no_grad():
-        if isinstance(prompt, str) or not _is_ids(prompt):
+        if not _is_ids(prompt):
             if not hasattr(model, "prompt_batch"):
                 raise EvalError("text prompts need a model with a chat template and tokenizer (a DiffusionVLM); "
                                 "pass the prompt as token ids for a bare backbone")

@@ -26,8 +26,23 @@ TINY_VLM = {
     "chat_template": {"kind": "llada", "system_prompt": None},
 }
 
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+"""Environment for the subprocesses these tests start (lmms-eval, dvlm serve): see ``one_thread``."""
+
 ARTIFACTS = Path(os.environ.get("DVLM_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "runs" / "test-artifacts"))
 """Where tests leave files for a person to look at (screenshots); ``runs/`` is git-ignored."""
+
+
+@pytest.fixture(scope="package", autouse=True)
+def one_thread():
+    """These models are tiny: torch's intra-op threads add nothing but OpenMP spin-waits, which on 2 shared
+    cores made the training fixture 10x slower. Restored when this package's tests end."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def colour_questions(root: Path) -> Path:

@@ -15,6 +15,7 @@ from dvlm.core.errors import SpecError
 from dvlm.eval import TASKS_DIR
 from dvlm.eval.gen_kwargs import cut_at_stop, sampler_for, stop_strings
 from dvlm.eval.shapes_tasks import SHIPPED, write_task_data
+from tests.eval.conftest import ONE_THREAD
 
 
 def rows(task_file):
@@ -29,7 +30,7 @@ def cli_run(trained_checkpoint, tmp_path_factory):
     """One offline ``python -m lmms_eval`` run over a generation, a likelihood and a caption task."""
     pytest.importorskip("lmms_eval")
     out = tmp_path_factory.mktemp("lmms")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(out / "hf"),
+    env = {**os.environ, **ONE_THREAD, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(out / "hf"),
            "TOKENIZERS_PARALLELISM": "false"}
     command = [
         sys.executable, "-m", "lmms_eval", "--model", "dvlm",
@@ -124,6 +125,22 @@ def test_stop_strings_cut_the_answer():
     assert cut_at_stop(" red\nblue ASSISTANT: x", ["ASSISTANT:", "\n"]) == "red"
 
 
+def test_task_functions_for_shapes_and_coco_documents():
+    """The caption metric functions, reached the way a task YAML's ``!function`` reaches them."""
+    import importlib
+
+    from dvlm.plugins.tasks.metrics import cider
+
+    utils = importlib.import_module("dvlm.eval.lmms_tasks.utils")
+    shapes = utils.caption_results({"caption": "two red circles on the left"}, ["two red circles on the left"])
+    coco = utils.coco_cider_results({"answer": ["A dog on a sofa.", "a dog lying on a couch"]}, ["a dog on a couch"])
+    items = [shapes["cider"], coco["cider"]]
+    assert coco["cider"]["references"] == ["A dog on a sofa.", "a dog lying on a couch"]
+    assert utils.cider_aggregate(items) == cider([i["prediction"] for i in items], [i["references"] for i in items])
+    (image,) = utils.doc_to_visual(rows("shapes_vqa.jsonl")[0])
+    assert image.mode == "RGB" and image.size == (64, 64)
+
+
 # -- packaging -----------------------------------------------------------------------------------------------
 
 
@@ -141,14 +158,11 @@ def test_shipped_task_data_is_the_synthetic_dataset(tmp_path):
 
 
 def test_import_dvlm_and_the_entry_point_stay_light():
-    code = ("import sys, dvlm, dvlm.eval, dvlm.eval.lmms_plugin; dvlm.score; "
-            "heavy = [m for m in ('lmms_eval', 'starlette', 'uvicorn', 'torch') if m in sys.modules]; "
-            "print(heavy)")
+    """lmms-eval imports the entry point while it starts: no torch there; ``dvlm.score`` pulls in torch but
+    neither lmms-eval nor the web stack."""
+    code = ("import sys, dvlm, dvlm.eval, dvlm.eval.lmms_plugin; light = 'torch' not in sys.modules; dvlm.score; "
+            "print(light, [m for m in ('lmms_eval', 'starlette', 'uvicorn') if m in sys.modules])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          cwd=tempfile.gettempdir())
-    # dvlm.score resolves its module (torch); the entry point and dvlm.eval import nothing heavy
+                          cwd=tempfile.gettempdir(), env={**os.environ, **ONE_THREAD})
     assert done.returncode == 0, done.stderr
-    assert "lmms_eval" not in done.stdout and "starlette" not in done.stdout and "uvicorn" not in done.stdout
-    bare = subprocess.run([sys.executable, "-c", "import sys, dvlm.eval.lmms_plugin; print('torch' in sys.modules)"],
-                          capture_output=True, text=True, timeout=60, cwd=tempfile.gettempdir())
-    assert bare.stdout.strip() == "False", bare.stderr
+    assert done.stdout.split() == ["True", "[]"]

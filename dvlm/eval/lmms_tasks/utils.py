@@ -21,6 +21,12 @@ def caption_results(doc, results):
     return {"cider": {"prediction": results[0], "references": [doc["caption"]]}}
 
 
+def coco_cider_results(doc, results):
+    """For a local copy of lmms-eval's COCO caption tasks (docs with an ``answer`` list of captions): CIDEr
+    without java (README: evaluating on real benchmarks). Import it as ``dvlm.eval.lmms_tasks.utils``."""
+    return {"cider": {"prediction": results[0], "references": list(doc["answer"])}}
+
+
 def cider_aggregate(items):
     """Corpus CIDEr-D with dvlm's scorer (pycocoevalcap's Cider on Python-normalised text: no java)."""
     from dvlm.plugins.tasks.metrics import cider
