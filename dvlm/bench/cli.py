@@ -30,13 +30,14 @@ def bench_command(
     if spec.spec != "matrix":
         raise SpecError(f"{matrix}: `dvlm bench` needs a `spec: matrix` file, this one is `spec: {spec.spec}`")
     folder = out or Path("runs") / "bench" / spec.name
-    began = time.perf_counter()
+    began, stamp = time.perf_counter(), time.time()
     rows = run_matrix(spec, folder, source=str(matrix), workers=workers, executor=executor, progress=progress)
     wall = time.perf_counter() - began
-    wanted = {cell.name for cell, _ in spec.cells(str(matrix))}
-    ok = [r for r in latest_ok(rows) if r["cell"] in wanted]
+    ran = sum(r["started_at"] >= stamp for r in rows)
+    order = {cell.name: i for i, (cell, _) in enumerate(spec.cells(str(matrix)))}
+    ok = sorted((r for r in latest_ok(rows) if r["cell"] in order), key=lambda r: order[r["cell"]])
     failed = [r for r in rows if r["status"] == "failed" and r["cell"] not in {o["cell"] for o in ok}]
     add_speedups(ok, spec.baseline)
     print_summary(ok, failed)
-    report = write_report(ok, failed, folder, spec.name, spec.report, wall)
+    report = write_report(ok, failed, folder, spec.name, spec.report, wall, ran)
     Console().print(f"results: {folder / 'results.jsonl'} · report: {report} · wall time {wall:.0f} s")

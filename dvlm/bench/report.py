@@ -89,7 +89,7 @@ def findings(rows: list[dict[str, Any]], claims: dict[str, dict[str, Any]]) -> l
         low = _select(rows, **{shift["nfe_axis"]: shift["low_nfe"]})
         means = {name: _mean(_select(low, **{shift["axis"]: value}), metric) for name, value in shift["order"].items()}
         held = None if None in means.values() else all(a >= b for a, b in zip(list(means.values()), list(means.values())[1:]))
-        out.append({"claim": f"shift {' ≥ '.join(means)} at NFE {shift['low_nfe']} (LaViDa Table 3b)",
+        out.append({"claim": f"schedule {' ≥ '.join(means)} at {shift['nfe_axis']} {shift['low_nfe']} (LaViDa Table 3b)",
                     "held": held, "evidence": {k: v for k, v in means.items()}})
     masking = claims.get("masking")
     if masking:
@@ -129,10 +129,12 @@ def write_plots(rows: list[dict[str, Any]], folder: Path, plots: dict[str, Any])
     spec = plots.get("quality_vs_nfe")
     if spec and metric:
         fig, ax = plt.subplots(figsize=(6, 4))
-        for value in dict.fromkeys(r["axes"].get(spec["series"]) for r in rows):
+        skip = spec.get("skip", {})  # cells left off the lines, e.g. a decoder without a schedule
+        kept = [r for r in rows if not any(r["axes"].get(a) == v for a, v in skip.items())]
+        for value in dict.fromkeys(r["axes"].get(spec["series"]) for r in kept):
             if value is None:
                 continue
-            chosen = _select(rows, **{spec["series"]: value})
+            chosen = _select(kept, **{spec["series"]: value})
             points = sorted((statistics.fmean(r["nfe"] for r in group), _mean(group, metric))
                             for group in _groups(chosen, spec["x"]))
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"{spec['series']}={value}")
@@ -167,7 +169,7 @@ def _groups(rows: list[dict], axis: str) -> list[list[dict]]:
 
 
 def write_report(rows: list[dict[str, Any]], failed: list[dict[str, Any]], folder: Path, name: str,
-                 report: Any, wall_time_s: float | None) -> Path:
+                 report: Any, wall_time_s: float | None, cells_run: int | None = None) -> Path:
     """``report.md`` (+ plots) from the rows; ``report`` is the matrix's ``ReportSpec``."""
     header, body = summary_rows(rows)
     found = findings(rows, {**report.claims, "metric": report.metric})
@@ -175,7 +177,9 @@ def write_report(rows: list[dict[str, Any]], failed: list[dict[str, Any]], folde
     first = rows[0] if rows else (failed[0] if failed else {})
     lines = [f"# Benchmark matrix `{name}`", ""]
     if wall_time_s is not None:
-        lines += [f"Wall time of this run: {wall_time_s:.0f} s ({len(rows)} cells with results, {len(failed)} failed).", ""]
+        resumed = "" if cells_run is None else f"; {cells_run} cells ran in it, the others were resumed from earlier runs"
+        lines += [f"Wall time of the last invocation: {wall_time_s:.0f} s{resumed}. "
+                  f"{len(rows)} cells with results, {len(failed)} failed.", ""]
     hw = first.get("hardware") or {}
     lines += [f"Machine: {hw.get('machine')} · {hw.get('cpu_count')} CPUs · torch threads {hw.get('torch_threads')} · "
               f"GPUs {[g['name'] for g in hw.get('gpus', [])] or 'none'} · Python {hw.get('python')} · "

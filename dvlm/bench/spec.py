@@ -61,8 +61,8 @@ class ReportSpec(Spec):
     """Claims to check: ``schedule`` ({axis, nfe_axis, low_nfe, order}), ``masking`` ({axis, order}),
     ``cache`` ({axis, cached, uncached, min_speedup, max_cost}); see ``dvlm.bench.report.findings``."""
     plots: dict[str, Any] = {}
-    """``quality_vs_nfe`` ({series, x}: one line per value of ``series``, points grouped by axis ``x``),
-    ``latency_per`` (an axis name)."""
+    """``quality_vs_nfe`` ({series, x, skip}: one line per value of ``series``, points grouped by axis ``x``,
+    cells matching ``skip`` (axis -> value) left out), ``latency_per`` (an axis name)."""
 
 
 class MatrixSpec(Spec):
