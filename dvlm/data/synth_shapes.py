@@ -61,16 +61,19 @@ def random_scene(rng: random.Random) -> Scene:
 
 
 def render(scene: Scene, size: int, rng: random.Random) -> Image.Image:
-    """Draw the scene: shapes of radius ~size/12 centred in their column, evenly spread vertically."""
+    """Draw the scene: shapes of radius ~size/10 centred in their column, evenly spread vertically.
+
+    The shapes are as large as three in a column allow with a gap of a pixel or more (centres size/4
+    apart, half-extent at most size/10 + size/80), so that a tiny vision encoder can tell a square from a
+    circle; sizes and positions are jittered a little."""
     image = Image.new("RGB", (size, size), (245, 245, 245))
     draw = ImageDraw.Draw(image)
     column = POSITIONS.index(scene.position)
-    radius = size / 12  # three shapes in a column never touch
+    jitter = size / 80
     for i in range(scene.count):
-        jitter = size / 40
         cx = size * (2 * column + 1) / 6 + rng.uniform(-jitter, jitter)
         cy = size * (i + 1) / (scene.count + 1) + rng.uniform(-jitter, jitter)
-        r = radius * rng.uniform(0.85, 1.1)
+        r = size / 10 * rng.uniform(0.9, 1.0)
         box = (cx - r, cy - r, cx + r, cy + r)
         fill = COLOURS[scene.colour]
         if scene.kind == "circle":
