@@ -126,11 +126,12 @@ def run_matrix(matrix: MatrixSpec, out: str | Path, *, source: str = "<matrix>",
         train_hashes.setdefault(spec_hash(run.train), run.train)
     with Progress(disable=not progress, transient=False) as bar:
         trained: dict[str, dict] = {}
-        task = bar.add_task(f"train {len(train_hashes)} model(s)", total=len(train_hashes))
-        jobs = [(train_job, (t.model_dump(mode="json"), str(Path(out) / "train" / h[:16]), workers))
-                for h, t in train_hashes.items()]
+        hashes = list(train_hashes)
+        task = bar.add_task(f"train {len(hashes)} model(s)", total=len(hashes))
+        jobs = [(train_job, (train_hashes[h].model_dump(mode="json"), str(Path(out) / "train" / h[:16]), workers))
+                for h in hashes]
         for i, outcome in _run_jobs(jobs, workers, executor):
-            trained[list(train_hashes)[i]] = outcome
+            trained[hashes[i]] = outcome
             bar.advance(task)
         task = bar.add_task(f"evaluate {len(todo)} cell(s) of {len(cells)}", total=len(todo))
         eval_jobs, eval_cells = [], []

@@ -108,7 +108,7 @@ def _register_plugin(pm: pluggy.PluginManager, registry: Registry, candidate: Ca
                 def register(kind: str, factory: Any, params: type, aliases: tuple[str, ...] = (), *, _f=family) -> None:
                     staged.append(Entry(_f, kind, factory, params, candidate.origin, tuple(aliases)))
 
-                impl.function(*[{"register": register}[arg] for arg in impl.argnames])
+                impl.function(**{arg: register for arg in impl.argnames})  # `register` is the only argument
         committed: list[Entry] = []
         try:
             for entry in staged:
