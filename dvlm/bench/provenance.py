@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from dvlm.core.environment_lock import lock_hash
+
 LIBRARIES = ("dvlm", "torch", "transformers", "timm", "open_clip_torch", "pydantic", "pluggy")
 
 
@@ -72,4 +74,5 @@ def hardware() -> dict[str, Any]:
 
 def provenance(cwd: str | Path | None = None) -> dict[str, Any]:
     """Everything a result row records about the code and the machine that produced it."""
-    return {**git_state(cwd), "versions": versions(), "plugins": plugin_versions(), "hardware": hardware()}
+    return {**git_state(cwd), "lock_sha256": lock_hash(), "versions": versions(), "plugins": plugin_versions(),
+            "hardware": hardware()}

@@ -183,7 +183,8 @@ def write_report(rows: list[dict[str, Any]], failed: list[dict[str, Any]], folde
     hw = first.get("hardware") or {}
     lines += [f"Machine: {hw.get('machine')} · {hw.get('cpu_count')} CPUs · torch threads {hw.get('torch_threads')} · "
               f"GPUs {[g['name'] for g in hw.get('gpus', [])] or 'none'} · Python {hw.get('python')} · "
-              f"git {str(first.get('git_sha'))[:10]}{' (dirty)' if first.get('git_dirty') else ''}", ""]
+              f"git {str(first.get('git_sha'))[:10]}{' (dirty)' if first.get('git_dirty') else ''} · "
+              f"lock {str(first.get('lock_sha256'))[:12]}", ""]
     lines += ["## Findings", "", "| claim | held here? | evidence |", "|---|---|---|"]
     for item in found:
         verdict = {True: "yes", False: "**no**", None: "not tested"}[item["held"]]

@@ -22,7 +22,7 @@ RESULTS_VERSION = 1
 ROW_KEYS = (
     "results_version", "spec_hash", "cell", "axes", "spec", "status", "error", "metrics", "nfe",
     "tokens_per_forward", "latency_s_per_sample", "seeds", "started_at", "duration_s",
-    "git_sha", "git_dirty", "versions", "plugins", "hardware",
+    "git_sha", "git_dirty", "lock_sha256", "versions", "plugins", "hardware",
 )
 
 
@@ -44,7 +44,8 @@ def make_row(*, spec_hash: str, cell: str, axes: dict[str, str], spec: Any, stat
         "seeds": seeds or {}, "started_at": started_at if started_at is not None else time.time(),
         "duration_s": duration_s,
     }
-    row.update({key: provenance.get(key) for key in ("git_sha", "git_dirty", "versions", "plugins", "hardware")})
+    row.update({key: provenance.get(key)
+                for key in ("git_sha", "git_dirty", "lock_sha256", "versions", "plugins", "hardware")})
     return row
 
 
