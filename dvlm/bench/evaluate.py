@@ -16,6 +16,9 @@ from dvlm.core.plugins import get_registry
 @dataclass
 class EvalOutcome:
     metrics: dict[str, float] = field(default_factory=dict)
+    """Each task metric's mean over the task's samples, as ``task/metric``."""
+    per_sample: dict[str, list[float]] = field(default_factory=dict)
+    """Each task metric per sample, in the task's sample order (paired across cells for bootstrap intervals)."""
     nfe: float = 0.0
     """Mean forward passes per sample."""
     tokens_per_forward: float = 0.0
@@ -56,8 +59,9 @@ def evaluate_checkpoint(checkpoint: str | Path, spec: EvalRunSpec, data_root: st
             predictions += result.text
             nfe_sum += result.nfe * len(batch)
             tpf_sum += result.tokens_per_forward * len(batch)
-        for metric, value in task.score(predictions, samples).items():
-            outcome.metrics[f"{task_params.kind}/{metric}"] = value
+        for metric, values in task.score(predictions, samples).items():
+            outcome.per_sample[f"{task_params.kind}/{metric}"] = [float(v) for v in values]
+            outcome.metrics[f"{task_params.kind}/{metric}"] = sum(values) / max(len(values), 1)
         outcome.samples += len(samples)
     n = max(outcome.samples, 1)
     outcome.nfe, outcome.tokens_per_forward, outcome.latency_s_per_sample = nfe_sum / n, tpf_sum / n, wall / n

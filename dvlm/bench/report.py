@@ -2,7 +2,9 @@
 
 Speedups compare each cell with its baseline cell (same axis values except those named in the
 matrix's ``baseline``). The findings check LaViDa's directional claims on whatever cells the matrix
-has; a claim whose cells are missing is reported as not tested, never guessed.
+has, each with a paired bootstrap interval over the evaluation questions and a verdict (held, refuted,
+or inconclusive at this sample size); a claim whose cells are missing is reported as not tested, never
+guessed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from dvlm.bench.stats import Interval, Verdict, at_least, at_most, mean_interval, paired_difference
 
 
 def latest_ok(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -80,35 +84,86 @@ def _select(rows: list[dict], **axes: str) -> list[dict]:
     return [r for r in rows if all(r["axes"].get(a) == v for a, v in axes.items())]
 
 
+def _per_question(rows: list[dict], metric: str) -> list[float] | None:
+    """Each question's score averaged over the cells of a group (None: no cells, or cells without
+    per-sample scores of ``metric``, or cells that saw different numbers of questions)."""
+    arrays = [r.get("per_sample", {}).get(metric) for r in rows]
+    if not arrays or any(a is None for a in arrays) or len({len(a) for a in arrays}) != 1 or not arrays[0]:
+        return None
+    return [statistics.fmean(column) for column in zip(*arrays)]
+
+
+def _compare(better: list[dict], worse: list[dict], metric: str) -> Interval | None:
+    """Paired bootstrap interval of mean(better) − mean(worse) over questions."""
+    a, b = _per_question(better, metric), _per_question(worse, metric)
+    if a is None or b is None or len(a) != len(b):
+        return None
+    return paired_difference(a, b)
+
+
+def _combine(verdicts: list[Verdict | None]) -> Verdict | None:
+    """All parts held -> held; any refuted -> refuted; a missing part -> not tested; else inconclusive."""
+    if any(v is None for v in verdicts) or not verdicts:
+        return None
+    if "refuted" in verdicts:
+        return "refuted"
+    return "held" if all(v == "held" for v in verdicts) else "inconclusive at this sample size"
+
+
 def findings(rows: list[dict[str, Any]], claims: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Check each claim on the rows. ``claims`` comes from the report config below (axis names/values)."""
+    """Check each claim on the rows with paired bootstrap intervals over questions (``dvlm.bench.stats``).
+
+    Each finding has ``claim``, ``verdict`` (held / refuted / inconclusive at this sample size / None when
+    its cells are missing), ``intervals`` (name -> Interval of a difference of means) and ``evidence``.
+    """
     out = []
     metric = claims.get("metric") or (quality_metrics(rows) or [None])[0]
     shift = claims.get("schedule")
     if shift:
         low = _select(rows, **{shift["nfe_axis"]: shift["low_nfe"]})
-        means = {name: _mean(_select(low, **{shift["axis"]: value}), metric) for name, value in shift["order"].items()}
-        held = None if None in means.values() else all(a >= b for a, b in zip(list(means.values()), list(means.values())[1:]))
-        out.append({"claim": f"schedule {' ≥ '.join(means)} at {shift['nfe_axis']} {shift['low_nfe']} (LaViDa Table 3b)",
-                    "held": held, "evidence": {k: v for k, v in means.items()}})
+        names = list(shift["order"])
+        groups = {name: _select(low, **{shift["axis"]: value}) for name, value in shift["order"].items()}
+        intervals = {f"{a} − {b}": _compare(groups[a], groups[b], metric) for a, b in zip(names, names[1:])}
+        out.append({"claim": f"schedule {' ≥ '.join(names)} at {shift['nfe_axis']} {shift['low_nfe']} (LaViDa Table 3b)",
+                    "verdict": _combine([None if i is None else at_least(i) for i in intervals.values()]),
+                    "intervals": intervals, "evidence": {n: _mean(g, metric) for n, g in groups.items()}})
     masking = claims.get("masking")
     if masking:
-        means = {name: _mean(_select(rows, **{masking["axis"]: value}), metric) for name, value in masking["order"].items()}
-        values = list(means.values())
-        held = None if None in values else values[0] >= values[1]
-        out.append({"claim": f"{' ≥ '.join(means)} at equal budget (LaViDa Table 4a)", "held": held, "evidence": means})
+        (name_a, value_a), (name_b, value_b) = list(masking["order"].items())[:2]
+        group_a, group_b = (_select(rows, **{masking["axis"]: v}) for v in (value_a, value_b))
+        interval = _compare(group_a, group_b, metric)
+        out.append({"claim": f"{name_a} ≥ {name_b} at equal budget (LaViDa Table 4a)",
+                    "verdict": None if interval is None else at_least(interval),
+                    "intervals": {f"{name_a} − {name_b}": interval},
+                    "evidence": {name_a: _mean(group_a, metric), name_b: _mean(group_b, metric)}})
     cache = claims.get("cache")
     if cache:
         fast, slow = (_select(rows, **{cache["axis"]: cache[k]}) for k in ("cached", "uncached"))
         lat_fast = statistics.fmean(r["latency_s_per_sample"] for r in fast) if fast else None
         lat_slow = statistics.fmean(r["latency_s_per_sample"] for r in slow) if slow else None
-        q_fast, q_slow = _mean(fast, metric), _mean(slow, metric)
         speedup = lat_slow / lat_fast if lat_fast and lat_slow else None
-        cost = None if q_fast is None or q_slow is None else q_slow - q_fast
-        held = None if speedup is None or cost is None else speedup >= cache.get("min_speedup", 1.5) and cost <= cache.get("max_cost", 0.05)
-        out.append({"claim": f"prefix cache much faster (≥ {cache.get('min_speedup', 1.5)}×) at a small quality cost "
-                             f"(≤ {cache.get('max_cost', 0.05)}) (LaViDa Table 3a)",
-                    "held": held, "evidence": {"speedup": speedup, "quality_cost": cost}})
+        min_speedup, max_cost = cache.get("min_speedup", 1.5), cache.get("max_cost", 0.05)
+        cost = _compare(slow, fast, metric)  # uncached − cached: the quality the cache costs
+        speed_verdict = None if speedup is None else "held" if speedup >= min_speedup else "refuted"
+        out.append({"claim": f"prefix cache much faster (≥ {min_speedup}×) at a small quality cost (≤ {max_cost}) "
+                             "(LaViDa Table 3a)",
+                    "verdict": _combine([speed_verdict, None if cost is None else at_most(cost, max_cost)]),
+                    "intervals": {"quality cost (uncached − cached)": cost}, "evidence": {"speedup": speedup}})
+    threshold = claims.get("threshold")
+    if threshold:
+        fast, exact = (_select(rows, **{threshold["axis"]: threshold[k]}) for k in ("fast", "exact"))
+        if threshold.get("match"):  # compare like with like, e.g. only the cells both decoders share
+            fast, exact = _select(fast, **threshold["match"]), _select(exact, **threshold["match"])
+        tpf = [statistics.fmean(r["tokens_per_forward"] for r in g) if g else None for g in (fast, exact)]
+        ratio = tpf[0] / tpf[1] if None not in tpf and tpf[1] else None
+        margin = threshold.get("max_cost", 0.05)
+        quality = _compare(fast, exact, metric)
+        out.append({"claim": f"Fast-dLLM threshold decoding: more tokens per forward at equal quality "
+                             f"(within {margin}) than one token per step",
+                    "verdict": _combine([None if ratio is None else "held" if ratio > 1 else "refuted",
+                                         None if quality is None else at_least(quality, margin)]),
+                    "intervals": {"quality (threshold − exact)": quality},
+                    "evidence": {"tokens/forward ratio": ratio, "threshold tok/fwd": tpf[0], "exact tok/fwd": tpf[1]}})
     for item in out:
         item["metric"] = metric
     return out
@@ -118,7 +173,7 @@ def findings(rows: list[dict[str, Any]], claims: dict[str, dict[str, Any]]) -> l
 
 
 def write_plots(rows: list[dict[str, Any]], folder: Path, plots: dict[str, Any]) -> list[Path]:
-    """Quality vs NFE per schedule, and latency per cache policy (PNG)."""
+    """Quality vs NFE per schedule, latency per cache policy, and the Pareto plots of every cell (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -160,7 +215,49 @@ def write_plots(rows: list[dict[str, Any]], folder: Path, plots: dict[str, Any])
         fig.savefig(path, dpi=120)
         plt.close(fig)
         written.append(path)
+    if plots.get("pareto") and metric:
+        for x_key, label in (("latency_s_per_sample", "latency per sample (s)"), ("nfe", "NFE per answer")):
+            written.append(_pareto_plot(plt, rows, metric, x_key, label, folder))
     return written
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes (lower x, higher y), in order of x."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def _pareto_plot(plt: Any, rows: list[dict], metric: str, x_key: str, x_label: str, folder: Path) -> Path:
+    """Every cell as a point with its 95 % bootstrap error bar; the frontier drawn and labelled."""
+    cells = [r for r in rows if r.get(x_key) is not None and metric in r["metrics"]]
+    points = [(float(r[x_key]), float(r["metrics"][metric])) for r in cells]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row, (x, y) in zip(cells, points):
+        scores = row.get("per_sample", {}).get(metric)
+        if scores:
+            interval = mean_interval(scores)
+            ax.errorbar(x, y, yerr=[[y - interval.low], [interval.high - y]], fmt="o", color="#4c72b0",
+                        ecolor="#9bb0d3", capsize=2, markersize=4)
+        else:
+            ax.plot(x, y, "o", color="#4c72b0", markersize=4)
+    front = pareto_front(points)
+    ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "-", color="#c44e52", label="Pareto frontier")
+    for i in front:
+        ax.annotate(cells[i]["cell"], points[i], fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} vs {x_label} (every cell, 95 % bootstrap intervals)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    path = folder / f"pareto_{'latency' if x_key.startswith('latency') else 'nfe'}.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def _groups(rows: list[dict], axis: str) -> list[list[dict]]:
@@ -185,11 +282,15 @@ def write_report(rows: list[dict[str, Any]], failed: list[dict[str, Any]], folde
               f"GPUs {[g['name'] for g in hw.get('gpus', [])] or 'none'} · Python {hw.get('python')} · "
               f"git {str(first.get('git_sha'))[:10]}{' (dirty)' if first.get('git_dirty') else ''} · "
               f"lock {str(first.get('lock_sha256'))[:12]}", ""]
-    lines += ["## Findings", "", "| claim | held here? | evidence |", "|---|---|---|"]
+    lines += ["## Findings", "",
+              "Verdicts from paired bootstrap 95 % intervals over the evaluation questions (difference of the "
+              "compared cells' mean scores; `dvlm/bench/stats.py`).", "",
+              "| claim | verdict | difference [95 % interval] | evidence |", "|---|---|---|---|"]
     for item in found:
-        verdict = {True: "yes", False: "**no**", None: "not tested"}[item["held"]]
+        verdict = item["verdict"] or "not tested (cells or per-question scores missing)"
+        intervals = "<br>".join(f"{k}: {'–' if v is None else v}" for k, v in item["intervals"].items())
         evidence = ", ".join(f"{k} = {_fmt(v)}" for k, v in item["evidence"].items())
-        lines.append(f"| {item['claim']} ({item['metric']}) | {verdict} | {evidence} |")
+        lines.append(f"| {item['claim']} ({item['metric']}) | **{verdict}** | {intervals} | {evidence} |")
     lines += ["", "## Results", "",
               "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(line) + " |" for line in body]

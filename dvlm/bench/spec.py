@@ -59,10 +59,12 @@ class ReportSpec(Spec):
     """Quality metric of the findings and plots, e.g. ``shapes_vqa/exact_match`` (default: the first)."""
     claims: dict[str, dict[str, Any]] = {}
     """Claims to check: ``schedule`` ({axis, nfe_axis, low_nfe, order}), ``masking`` ({axis, order}),
-    ``cache`` ({axis, cached, uncached, min_speedup, max_cost}); see ``dvlm.bench.report.findings``."""
+    ``cache`` ({axis, cached, uncached, min_speedup, max_cost}), ``threshold`` ({axis, fast, exact, match,
+    max_cost}); each is decided by a paired bootstrap interval, see ``dvlm.bench.report.findings``."""
     plots: dict[str, Any] = {}
     """``quality_vs_nfe`` ({series, x, skip}: one line per value of ``series``, points grouped by axis ``x``,
-    cells matching ``skip`` (axis -> value) left out), ``latency_per`` (an axis name)."""
+    cells matching ``skip`` (axis -> value) left out), ``latency_per`` (an axis name), ``pareto`` (true: quality
+    vs latency and vs NFE of every cell with intervals and the frontier)."""
 
 
 class MatrixSpec(Spec):

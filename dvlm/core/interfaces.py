@@ -192,4 +192,5 @@ class Task(Protocol):
 
     def samples(self) -> list[EvalSample]: ...
 
-    def score(self, predictions: list[str], samples: list[EvalSample]) -> dict[str, float]: ...
+    def score(self, predictions: list[str], samples: list[EvalSample]) -> dict[str, list[float]]:
+        """Per-sample scores of each metric (the metric is their mean), in the order of ``samples``."""

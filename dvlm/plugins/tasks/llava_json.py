@@ -13,7 +13,7 @@ IMAGE = "<image>"
 
 
 class LlavaJsonTask:
-    """Samples from one JSON file; ``score`` by exact match or CIDEr (+ exact match)."""
+    """Samples from one JSON file; ``score`` by exact match or CIDEr."""
 
     def __init__(self, params, root: str | Path | None = None) -> None:
         folder = params.root or root
@@ -44,12 +44,10 @@ class LlavaJsonTask:
                                   tuple(str(self.image_folder / name) for name in images), (answer,)))
         return out
 
-    def score(self, predictions: list[str], samples: list[EvalSample]) -> dict[str, float]:
+    def score(self, predictions: list[str], samples: list[EvalSample]) -> dict[str, list[float]]:
         references = [s.references for s in samples]
-        scores = {"exact_match": metrics.exact_match(predictions, references)}
-        if self.metric == "cider":
-            scores["cider"] = metrics.cider(predictions, references)
-        return scores
+        scorer = metrics.cider if self.metric == "cider" else metrics.exact_match
+        return {self.metric: scorer(predictions, references)}
 
 
 def shapes_vqa(params, root: str | Path | None = None) -> LlavaJsonTask:

@@ -1,4 +1,7 @@
-"""Answer metrics: exact match after normalisation, and CIDEr-D through pycocoevalcap's scorer.
+"""Answer metrics, per sample: exact match after normalisation, and CIDEr-D through pycocoevalcap's scorer.
+
+Each metric returns one score per prediction (the task's metric is their mean), so a report can put a
+paired bootstrap interval on the difference between two decoders over the same questions.
 
 pycocoevalcap's ``Cider`` expects pre-tokenised strings (the COCO toolkit tokenises with a Java PTB
 tokenizer); here answers are lower-cased, stripped of punctuation and split on white space in Python,
@@ -19,17 +22,17 @@ def normalize(text: str) -> str:
     return " ".join(_PUNCTUATION.sub(" ", text.lower()).split())
 
 
-def exact_match(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> float:
-    """Fraction of predictions equal (after ``normalize``) to one of their references."""
-    hits = sum(normalize(p) in {normalize(r) for r in refs} for p, refs in zip(predictions, references))
-    return hits / max(len(predictions), 1)
+def exact_match(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> list[float]:
+    """1.0 where a prediction equals (after ``normalize``) one of its references, else 0.0."""
+    return [float(normalize(p) in {normalize(r) for r in refs}) for p, refs in zip(predictions, references)]
 
 
-def cider(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> float:
-    """Corpus CIDEr-D (x100 is not applied: COCO reports e.g. 1.102 as 110.2)."""
+def cider(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> list[float]:
+    """CIDEr-D of each prediction; their mean is the corpus CIDEr-D (x100 is not applied: COCO reports e.g.
+    1.102 as 110.2). Document frequencies come from all references of the call, as in COCO."""
     from pycocoevalcap.cider.cider import Cider
 
     gts = {i: [normalize(r) for r in refs] for i, refs in enumerate(references)}
     res = {i: [normalize(p) or "<empty>"] for i, p in enumerate(predictions)}
-    score, _ = Cider().compute_score(gts, res)
-    return float(score)
+    _, scores = Cider().compute_score(gts, res)
+    return [float(s) for s in scores]

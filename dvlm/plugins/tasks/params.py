@@ -25,7 +25,7 @@ class ShapesVqaParams(_LocalSet):
 
 
 class ShapesCaptionParams(_LocalSet):
-    """Synthetic-shapes captions (``{split}_captions.json``), scored by CIDEr (and exact match)."""
+    """Synthetic-shapes captions (``{split}_captions.json``), scored by CIDEr-D."""
 
     kind: Literal["shapes_caption"] = "shapes_caption"
     split: Literal["train", "val", "test"] = "val"
