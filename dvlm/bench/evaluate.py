@@ -26,6 +26,8 @@ class EvalOutcome:
     latency_s_per_sample: float = 0.0
     """Wall time of generation (vision forward included) per sample, batched as configured."""
     samples: int = 0
+    traces: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per task: the denoising trace of its first sample (see ``denoising_trace``), for the report's figure."""
 
 
 def evaluate_checkpoint(checkpoint: str | Path, spec: EvalRunSpec, data_root: str | Path | None) -> EvalOutcome:
@@ -59,6 +61,8 @@ def evaluate_checkpoint(checkpoint: str | Path, spec: EvalRunSpec, data_root: st
             predictions += result.text
             nfe_sum += result.nfe * len(batch)
             tpf_sum += result.tokens_per_forward * len(batch)
+        if samples:
+            outcome.traces[task_params.kind] = denoising_trace(model, samples[0], sampler, spec.seed)
         for metric, values in task.score(predictions, samples).items():
             outcome.per_sample[f"{task_params.kind}/{metric}"] = [float(v) for v in values]
             outcome.metrics[f"{task_params.kind}/{metric}"] = sum(values) / max(len(values), 1)
@@ -66,3 +70,20 @@ def evaluate_checkpoint(checkpoint: str | Path, spec: EvalRunSpec, data_root: st
     n = max(outcome.samples, 1)
     outcome.nfe, outcome.tokens_per_forward, outcome.latency_s_per_sample = nfe_sum / n, tpf_sum / n, wall / n
     return outcome
+
+
+def denoising_trace(model: Any, sample: Any, sampler: Any, seed: int) -> dict[str, Any]:
+    """One answer decoded again with ``trace=True``: each answer position's token text and the step that
+    committed it (-1: never committed, e.g. after an early stop)."""
+    import dvlm
+
+    result = dvlm.generate(model, prompt=[sample.prompt], images=[list(sample.images)], sampler=sampler,
+                           generator=torch.Generator().manual_seed(seed), trace=True)
+    commit_step = [-1] * result.token_ids.shape[1]
+    for event in result.steps:
+        for position in event.committed[0].nonzero().flatten().tolist():
+            commit_step[position] = event.step
+    tokenizer = model.tokenizer
+    tokens = [tokenizer.decode([t]) for t in result.token_ids[0].tolist()]
+    return {"prompt": sample.prompt, "text": result.text[0], "tokens": tokens, "commit_step": commit_step,
+            "steps": len(result.steps)}

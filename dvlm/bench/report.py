@@ -218,7 +218,40 @@ def write_plots(rows: list[dict[str, Any]], folder: Path, plots: dict[str, Any])
     if plots.get("pareto") and metric:
         for x_key, label in (("latency_s_per_sample", "latency per sample (s)"), ("nfe", "NFE per answer")):
             written.append(_pareto_plot(plt, rows, metric, x_key, label, folder))
+    spec = plots.get("traces")
+    if spec:
+        chosen = _select(rows, **spec.get("where", {}))
+        panels = [(r["axes"].get(spec["axis"]), r["traces"][spec["task"]]) for r in chosen
+                  if spec["task"] in r.get("traces", {})]
+        if panels:
+            written.append(_trace_figure(plt, panels, spec, folder))
     return written
+
+
+def trace_grid(commit_step: list[int], steps: int) -> list[list[float]]:
+    """``[steps, G]``: at step s, position p holds its commit step once committed (s >= commit step), else NaN."""
+    nan = float("nan")
+    return [[float(c) if 0 <= c <= s else nan for c in commit_step] for s in range(steps)]
+
+
+def _trace_figure(plt: Any, panels: list[tuple[str, dict]], spec: dict, folder: Path) -> Path:
+    """One panel per decoding setting: answer positions x steps, each token coloured by the step that
+    committed it, its text under the column."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6.0, 0.28 * len(panels[0][1]["tokens"])), 2.2 * len(panels)),
+                             squeeze=False)
+    for ax, (name, trace) in zip(axes[:, 0], panels):
+        image = ax.imshow(trace_grid(trace["commit_step"], max(trace["steps"], 1)), aspect="auto", cmap="viridis",
+                          interpolation="nearest", origin="upper")
+        ax.set_xticks(range(len(trace["tokens"])))
+        ax.set_xticklabels([t.strip() or "␣" for t in trace["tokens"]], rotation=90, fontsize=6)
+        ax.set_ylabel("step")
+        ax.set_title(f"{spec['axis']}={name}: {trace['text']!r}", fontsize=8)
+        fig.colorbar(image, ax=ax, label="committed at step")
+    fig.tight_layout()
+    path = folder / "denoising_traces.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:

@@ -160,7 +160,7 @@ def _row(cell: Cell, run: BenchRunSpec, digest: str, prov: dict, *, outcome: dic
     return make_row(
         spec_hash=digest, cell=cell.name, axes=cell.axes, spec=run.model_dump(mode="json"),
         status="failed" if error else "ok", error=error, provenance=prov, metrics=metrics,
-        per_sample=outcome.get("per_sample"),
+        per_sample=outcome.get("per_sample"), traces=outcome.get("traces"),
         nfe=outcome.get("nfe"), tokens_per_forward=outcome.get("tokens_per_forward"),
         latency_s_per_sample=outcome.get("latency_s_per_sample"),
         seeds={"train": run.train.seed, "data": run.train.data.synth_seed, "eval": run.eval.seed},

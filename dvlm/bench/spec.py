@@ -64,7 +64,9 @@ class ReportSpec(Spec):
     plots: dict[str, Any] = {}
     """``quality_vs_nfe`` ({series, x, skip}: one line per value of ``series``, points grouped by axis ``x``,
     cells matching ``skip`` (axis -> value) left out), ``latency_per`` (an axis name), ``pareto`` (true: quality
-    vs latency and vs NFE of every cell with intervals and the frontier)."""
+    vs latency and vs NFE of every cell with intervals and the frontier), ``traces`` ({task, axis, where}: the
+    denoising trace of the task's first sample, one panel per value of ``axis`` among the cells matching
+    ``where``)."""
 
 
 class MatrixSpec(Spec):

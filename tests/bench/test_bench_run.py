@@ -34,6 +34,11 @@ def test_cells_sharing_a_training_spec_train_once_and_rows_follow_the_schema(bas
     for row in rows:
         assert tuple(row)[: len(ROW_KEYS)] == ROW_KEYS
         assert 0.0 <= row["metrics"]["llava_json/exact_match"] <= 1.0
+        per_question = row["per_sample"]["llava_json/exact_match"]  # paired across cells for the intervals
+        assert len(per_question) == 8 and sum(per_question) / 8 == row["metrics"]["llava_json/exact_match"]
+        trace = row["traces"]["llava_json"]  # the first sample's denoising, for the report's figure
+        assert len(trace["tokens"]) == len(trace["commit_step"]) == 4
+        assert all(-1 <= s < trace["steps"] for s in trace["commit_step"]) and max(trace["commit_step"]) >= 0
         assert row["nfe"] > 0 and row["tokens_per_forward"] > 0 and row["latency_s_per_sample"] > 0
         assert row["seeds"] == {"train": 0, "data": 0, "eval": 0}
         assert row["spec"]["eval"]["sampler"]["kind"] == "fixed_count"  # the preset was resolved into the spec
@@ -141,3 +146,18 @@ def test_ray_executor_gives_the_same_rows_as_local(tmp_path, base_run):
         assert (a["cell"], a["status"], a["nfe"]) == (b["cell"], b["status"], b["nfe"])
         assert {k: v for k, v in a["metrics"].items() if "time" not in k} == \
                {k: v for k, v in b["metrics"].items() if "time" not in k}
+
+
+def test_report_has_verdicts_pareto_plots_and_the_denoising_trace(base_run, tmp_path):
+    from dvlm.bench.report import write_report
+    from dvlm.bench.spec import ReportSpec
+
+    _, _, rows = base_run
+    report = ReportSpec(metric="llava_json/exact_match",
+                        claims={"cache": {"axis": "cache", "cached": "prefix", "uncached": "none"}},
+                        plots={"pareto": True, "traces": {"task": "llava_json", "axis": "cache", "where": {}}})
+    text = write_report(rows, [], tmp_path, "tiny", report, wall_time_s=1.0).read_text()
+    assert "difference [95 % interval]" in text and "quality cost (uncached − cached)" in text
+    assert any(v in text for v in ("**held**", "**refuted**", "**inconclusive at this sample size**"))
+    for name in ("pareto_latency.png", "pareto_nfe.png", "denoising_traces.png"):
+        assert (tmp_path / name).stat().st_size > 1000 and f"({name})" in text
