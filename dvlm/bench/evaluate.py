@@ -56,7 +56,7 @@ def evaluate_checkpoint(checkpoint: str | Path, spec: EvalRunSpec, data_root: st
             batch = samples[start: start + spec.batch_size]
             began = time.perf_counter()
             result = dvlm.generate(model, prompt=[s.prompt for s in batch], images=[list(s.images) for s in batch],
-                                   sampler=sampler, generator=generator)
+                                   draft=draft_ids(model, batch), sampler=sampler, generator=generator)
             wall += time.perf_counter() - began
             predictions += result.text
             nfe_sum += result.nfe * len(batch)
@@ -77,8 +77,8 @@ def denoising_trace(model: Any, sample: Any, sampler: Any, seed: int) -> dict[st
     committed it (-1: never committed, e.g. after an early stop)."""
     import dvlm
 
-    result = dvlm.generate(model, prompt=[sample.prompt], images=[list(sample.images)], sampler=sampler,
-                           generator=torch.Generator().manual_seed(seed), trace=True)
+    result = dvlm.generate(model, prompt=[sample.prompt], images=[list(sample.images)], draft=draft_ids(model, [sample]),
+                           sampler=sampler, generator=torch.Generator().manual_seed(seed), trace=True)
     commit_step = [-1] * result.token_ids.shape[1]
     for event in result.steps:
         for position in event.committed[0].nonzero().flatten().tolist():
@@ -87,3 +87,24 @@ def denoising_trace(model: Any, sample: Any, sampler: Any, seed: int) -> dict[st
     tokens = [tokenizer.decode([t]) for t in result.token_ids[0].tolist()]
     return {"prompt": sample.prompt, "text": result.text[0], "tokens": tokens, "commit_step": commit_step,
             "steps": len(result.steps)}
+
+
+def draft_ids(model: Any, samples: list[Any]) -> torch.Tensor | None:
+    """``[B, D]`` infill drafts of the samples' constraints: free segments become masks (one per token),
+    fixed ones their tokens, then the end token, rows padded with end tokens; None when no sample has one."""
+    if not any(s.draft for s in samples):
+        return None
+    from dvlm.core.generation import backbone_of
+    from dvlm.core.tokenizer import encode
+
+    tokens = backbone_of(model).special_tokens
+    end = tokens.eot_id if tokens.eot_id is not None else tokens.eos_id
+    rows = []
+    for sample in samples:
+        row: list[int] = []
+        for fixed, text in sample.draft:
+            ids = encode(model.tokenizer, text)
+            row += ids if fixed else [tokens.mask_id] * len(ids)
+        rows.append(row + [end] if sample.draft else [])
+    width = max(len(r) for r in rows)
+    return torch.tensor([r + [end if r else tokens.mask_id] * (width - len(r)) for r in rows])  # [B, D]

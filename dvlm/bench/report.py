@@ -164,8 +164,23 @@ def findings(rows: list[dict[str, Any]], claims: dict[str, dict[str, Any]]) -> l
                                          None if quality is None else at_least(quality, margin)]),
                     "intervals": {"quality (threshold − exact)": quality},
                     "evidence": {"tokens/forward ratio": ratio, "threshold tok/fwd": tpf[0], "exact tok/fwd": tpf[1]}})
+    infill = claims.get("infill")
+    if infill:
+        kept = _per_question(rows, infill["constraint"])
+        constrained, free = _per_question(rows, infill["constrained"]), _per_question(rows, infill["free"])
+        min_kept, margin = infill.get("min_kept", 0.95), infill.get("max_cost", 0.05)
+        kept_interval = None if kept is None else mean_interval(kept)
+        quality = None if constrained is None or free is None or len(constrained) != len(free) \
+            else paired_difference(constrained, free)
+        out.append({"claim": f"infilling keeps a fixed word (≥ {min_kept} of answers) at no quality cost "
+                             f"(within {margin}) against free captions (LaViDa's bidirectional constrained generation)",
+                    # "kept ≥ min_kept" is "kept − 0 ≥ −(−min_kept)"
+                    "verdict": _combine([None if kept_interval is None else at_least(kept_interval, -min_kept),
+                                         None if quality is None else at_least(quality, margin)]),
+                    "intervals": {"constraint kept": kept_interval, "quality (constrained − free)": quality},
+                    "evidence": {}, "metric": infill["constrained"]})
     for item in out:
-        item["metric"] = metric
+        item.setdefault("metric", metric)
     return out
 
 

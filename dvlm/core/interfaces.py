@@ -181,6 +181,9 @@ class EvalSample:
     prompt: str
     images: tuple[str, ...]
     references: tuple[str, ...]
+    draft: tuple[tuple[bool, str], ...] = ()
+    """An infill constraint on the answer, as segments ``(fixed, text)``: fixed text is written into the answer
+    window and never changes; free text is only a length (as many masks as its tokens). Empty: no constraint."""
 
 
 @runtime_checkable

@@ -104,3 +104,13 @@ def test_per_sample_metrics_average_to_the_corpus_metric():
     corpus, _ = Cider().compute_score({i: [metrics.normalize(r) for r in rs] for i, rs in enumerate(refs)},
                                       {i: [metrics.normalize(p)] for i, p in enumerate(preds)})
     assert sum(per_sample) / 3 == pytest.approx(corpus) and per_sample[0] > per_sample[1] > per_sample[2]
+
+
+def test_infill_claim_needs_the_constraint_kept_and_no_quality_cost():
+    kept, good = [1.0] * 100, scores(0.9, 100, 13)
+    rows = [{"axes": {}, "metrics": {}, "per_sample": {"i/constraint": kept, "i/cider": good, "c/cider": good}}]
+    claim = {"infill": {"constraint": "i/constraint", "constrained": "i/cider", "free": "c/cider"}}
+    (found,) = findings(rows, claim)
+    assert found["verdict"] == "held" and found["metric"] == "i/cider"
+    rows[0]["per_sample"]["i/constraint"] = scores(0.5, 100, 14)  # half the answers lost the fixed word
+    assert findings(rows, claim)[0]["verdict"] == "refuted"

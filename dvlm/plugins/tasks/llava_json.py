@@ -50,6 +50,30 @@ class LlavaJsonTask:
         return {self.metric: scorer(predictions, references)}
 
 
+class SuffixInfillTask:
+    """Constrained captioning (LaViDa's bidirectional infilling): each caption's last word is fixed at its place
+    at the end of the answer window, after as many masks as the reference has tokens before it, and the model
+    fills in the rest. Scored by ``constraint`` (the answer ends with the fixed word: no early end, nothing
+    overwritten) and CIDEr-D of the whole caption."""
+
+    def __init__(self, captions: LlavaJsonTask) -> None:
+        self.captions = captions
+        self.gen_length = captions.gen_length
+
+    def samples(self) -> list[EvalSample]:
+        out = []
+        for sample in self.captions.samples():
+            reference = sample.references[0]
+            head, _, last = reference.rpartition(" ")
+            draft = ((False, head + " "), (True, last)) if head else ((True, last),)
+            out.append(EvalSample(sample.id, sample.prompt, sample.images, sample.references, draft))
+        return out
+
+    def score(self, predictions: list[str], samples: list[EvalSample]) -> dict[str, list[float]]:
+        kept = [float(metrics.normalize(p).endswith(metrics.normalize(s.draft[-1][1]))) for p, s in zip(predictions, samples)]
+        return {"constraint": kept, "cider": metrics.cider(predictions, [s.references for s in samples])}
+
+
 def shapes_vqa(params, root: str | Path | None = None) -> LlavaJsonTask:
     from dvlm.plugins.tasks.params import LlavaJsonParams
 
@@ -62,3 +86,7 @@ def shapes_caption(params, root: str | Path | None = None) -> LlavaJsonTask:
 
     return LlavaJsonTask(LlavaJsonParams(root=params.root, limit=params.limit, gen_length=params.gen_length,
                                          file=f"{params.split}_captions.json", metric="cider"), root)
+
+
+def shapes_caption_infill(params, root: str | Path | None = None) -> SuffixInfillTask:
+    return SuffixInfillTask(shapes_caption(params, root))

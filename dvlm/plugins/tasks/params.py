@@ -32,6 +32,15 @@ class ShapesCaptionParams(_LocalSet):
     """Which split's ``{split}_captions.json`` to read."""
 
 
+class ShapesCaptionInfillParams(_LocalSet):
+    """Synthetic-shapes captions with the last word fixed (infilling under a constraint), scored by
+    constraint satisfaction and CIDEr-D."""
+
+    kind: Literal["shapes_caption_infill"] = "shapes_caption_infill"
+    split: Literal["train", "val", "test"] = "val"
+    """Which split's ``{split}_captions.json`` to read."""
+
+
 class LlavaJsonParams(_LocalSet):
     """Any local LLaVA-format JSON (``image``, ``conversations``): the first human turn is the prompt, the
     first gpt turn the reference."""
