@@ -17,10 +17,11 @@ on a GPU, the stored dtype on CPU), and for likelihood ``mc_num`` (default 128),
 ``generation_kwargs`` map onto sampler fields (``dvlm.eval.gen_kwargs``).
 
 Several processes: lmms-eval's evaluator gives each rank its share of the documents (``RANK`` /
-``WORLD_SIZE``) and gathers the answers on rank 0, which writes the one results file. The model joins the
-launcher's process group (``process_placement``), sits on the GPU of its local rank (``dvlm.eval.placement``) and answers only its share; the evaluator's padding requests (clones that even
-out the ranks' counts, dropped afterwards) are answered by copying the request they clone, without compute.
-Answers do not depend on the split, because batching does not change them.
+``WORLD_SIZE``) and gathers the answers on rank 0, which writes the one results file. The model reads its
+rank from the launcher's process group (``process_placement``), sits on the GPU of its local rank
+(``dvlm.eval.placement``) and answers its share; the evaluator's padding requests (clones that even out the
+ranks' counts, dropped afterwards) get the answer of the request they clone, without compute. Answers do not
+depend on the split, because batching does not change them (on GPUs this rests on bf16 batch invariance).
 
 ``generate_until`` groups the requests by task and generation settings, runs each group in batches of
 ``--batch_size`` (ragged prompts are left-padded) and returns the answers in request order.
