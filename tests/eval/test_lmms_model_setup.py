@@ -148,3 +148,23 @@ def test_batches_follow_batch_size_and_padding_requests_cost_nothing(lmms_model_
     assert len(rows_per_forward) == 3 * 8
     lm.clean()
     assert lm.summary["tasks"]["shapes"]["samples"] == 5 and lm.summary["world_size"] == 1
+
+
+def test_corpus_cider_does_not_depend_on_the_order_ranks_gather_items():
+    """A 2-process run hands the aggregation rank 0's items, then rank 1's: the score must equal the
+    1-process one to the last bit (without the canonical order, ~1 in 5 orders differ)."""
+    import importlib
+    import json
+    import random
+
+    from dvlm.eval import TASKS_DIR
+
+    utils = importlib.import_module("dvlm.eval.lmms_tasks.utils")
+    docs = [json.loads(line) for line in (TASKS_DIR / "data" / "shapes_caption.jsonl").read_text().splitlines()]
+    items = [utils.caption_results(doc, [doc["caption"] if i % 3 else doc["caption"].split(" on ")[0]])["cider"]
+             for i, doc in enumerate(docs)]
+    reference = utils.cider_aggregate(items)
+    assert reference > 0
+    for seed in range(40):
+        shuffled = random.Random(seed).sample(items, len(items))
+        assert utils.cider_aggregate(shuffled) == reference
