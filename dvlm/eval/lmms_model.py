@@ -36,7 +36,8 @@ The run summary (``dvlm.eval.run_summary``: samples/s, NFE and tokens per forwar
 size, lock hash) is merged over the ranks when the evaluator calls ``clean()``, and written by rank 0 as
 ``<date>_dvlm_summary.json`` beside lmms-eval's ``<date>_results.json``, with the run's scores copied in.
 lmms-eval 0.7 gives a model no hook when it saves results, so the model wraps
-``EvaluationTracker.save_results_aggregated`` once (``_write_summary_beside_results``).
+``EvaluationTracker.save_results_aggregated`` once (``_write_summary_beside_results``). Through the Python API
+(``lmms_eval.evaluator.simple_evaluate(model=DvlmLmms(...), ...)``) the summary is the model's ``summary``.
 """
 
 from __future__ import annotations

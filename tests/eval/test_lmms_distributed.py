@@ -63,6 +63,7 @@ def assert_same_answers_and_metrics(run, reference, tasks):
 def test_accelerate_two_processes_answer_every_request_once_like_one_process(accelerate_run, cli_run):
     results, samples, summary, log = accelerate_run
     assert "number of requests on this rank: 4" in log and "number of requests on this rank: 3" in log  # split
+    assert log.count("evaluating on CPU") == 1 and log.count("dvlm: 2 process(es)") == 1  # said once, by rank 0
     assert_same_answers_and_metrics(accelerate_run, cli_run, ["dvlm_shapes_vqa", "dvlm_shapes_mc",
                                                               "dvlm_shapes_caption"])
     assert results["results"]["dvlm_shapes_vqa"]["exact_match,none"] > 0  # the colour questions are right
