@@ -194,8 +194,9 @@ class DvlmLmms(lmms):
                 target = requests[i].args[1]
                 continuations.append(target(doc) if callable(target) else target)
             visuals = self._visuals(requests[indices[0]].args[2], task, split, doc_id)
+            options = self.options
             scores = dvlm.score(self.model, context, [str(c) for c in continuations], images=visuals or None,
-                                mc_num=self.options.mc_num, batch_size=self.options.mc_batch_size, seed=self.options.seed)
+                                mc_num=options.mc_num, batch_size=options.mc_batch_size, seed=options.seed)
             share = (time.perf_counter() - began) / len(indices)
             for n, (i, score) in enumerate(zip(indices, scores)):
                 pair = (-score, False)

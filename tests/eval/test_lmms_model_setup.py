@@ -55,7 +55,8 @@ def test_auto_is_cpu_without_gpus_said_once_and_keeps_the_stored_dtype():
 
 def test_auto_is_the_gpu_of_the_local_rank_in_bfloat16():
     second = place("auto", "auto", rank=5, world_size=8, local_rank=1, cuda_devices=4, launcher_device_type="cuda")
-    assert (second.rank, second.world_size, second.device, second.dtype, second.note) == (5, 8, "cuda:1", "bfloat16", None)
+    assert (second.rank, second.world_size, second.device, second.dtype) == (5, 8, "cuda:1", "bfloat16")
+    assert second.note is None
     assert place("cuda", "float32", rank=0, world_size=1, local_rank=0, cuda_devices=1).device == "cuda:0"
     assert place("cuda:1", "float16", rank=0, world_size=1, local_rank=0, cuda_devices=2).dtype == "float16"
     cpu_ranks = place("auto", "auto", rank=1, world_size=2, local_rank=1, cuda_devices=0, launcher_device_type="cpu")
@@ -168,3 +169,29 @@ def test_corpus_cider_does_not_depend_on_the_order_ranks_gather_items():
     for seed in range(40):
         shuffled = random.Random(seed).sample(items, len(items))
         assert utils.cider_aggregate(shuffled) == reference
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_the_defaults_are_cuda_and_bfloat16_and_batches_keep_the_answers(lmms_model_class,
+                                                                                   trained_checkpoint):
+    """device=auto, dtype=auto on a CUDA machine: cuda:0 in bfloat16; batch 4 answers equal batch 1 ones
+    (what makes a multi-GPU run equal to a one-GPU run: its ranks batch other documents together)."""
+    import torch
+    from lmms_eval.api.instance import Instance
+
+    from dvlm.eval.lmms_tasks.utils import doc_to_visual
+    from tests.eval.test_lmms_eval import rows
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    docs = rows("shapes_vqa.jsonl")[:8]
+    gen_kwargs = {"max_new_tokens": 8, "steps": 8, "until": ["\n"]}
+    answers = {}
+    for batch_size in (1, 4):
+        lm = lmms_model_class(pretrained=str(trained_checkpoint), sampler="llada-reference", batch_size=batch_size)
+        assert (str(lm.device), lm.dtype) == ("cuda:0", "bfloat16")
+        lm.task_dict = {"shapes": {"test": docs}}
+        requests = [Instance("generate_until", (d["question"], gen_kwargs, doc_to_visual, i, "shapes", "test"), idx=0,
+                             metadata={"task": "shapes", "doc_id": i, "repeats": 1}) for i, d in enumerate(docs)]
+        answers[batch_size] = [a.text for a in lm.generate_until(requests)]
+    assert answers[1] == answers[4]
