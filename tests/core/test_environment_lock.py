@@ -77,6 +77,14 @@ def test_names_are_normalized():
     assert normalize("Open_Clip.Torch") == "open-clip-torch"
 
 
+def test_lock_hash_is_the_files_sha256_or_none(tmp_path):
+    import hashlib
+
+    assert lock_hash(tmp_path / "absent.lock") is None  # an installed wheel has no lock beside it
+    (tmp_path / "a.lock").write_text("torch==2.14.1\n")
+    assert lock_hash(tmp_path / "a.lock") == hashlib.sha256(b"torch==2.14.1\n").hexdigest()
+
+
 def test_results_rows_carry_the_lock_hash():
     assert provenance()["lock_sha256"] == lock_hash(ROOT / "requirements.lock")
     assert len(lock_hash(ROOT / "requirements.lock")) == 64

@@ -8,6 +8,8 @@ fixture trains on colour questions only, for 80 steps (about 20 s on 2 cores).
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,46 @@ def trained_checkpoint(tmp_path_factory) -> Path:
         "out_dir": str(root / "run"),
     }, as_type="train")
     return train(spec, progress=False, log=lambda *a, **k: None).checkpoint
+
+
+LIMIT = 7
+"""Documents per task in the CLI runs: odd, so two processes get unequal shares (4 and 3) and lmms-eval pads."""
+
+LMMS_TASKS = "dvlm_shapes_vqa,dvlm_shapes_mc,dvlm_shapes_caption"
+"""A generation, a likelihood and a caption task: the three kinds of request the shipped tasks make."""
+
+
+def run_lmms_eval(checkpoint: Path, out: Path, launcher: list[str], tasks: str = LMMS_TASKS, limit: int = LIMIT,
+                  batch_size: int = 3) -> tuple[dict, dict[str, list[dict]], dict | None, str]:
+    """One offline lmms-eval CLI run: ``launcher + ["-m", "lmms_eval", ...]``. Returns ``(results, samples per
+    task, dvlm run summary or None, log)``; fails the test unless it wrote exactly one results file."""
+    from dvlm.eval import TASKS_DIR
+
+    env = {**os.environ, **ONE_THREAD, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(out / "hf"),
+           "TOKENIZERS_PARALLELISM": "false"}
+    command = [
+        *launcher, "-m", "lmms_eval", "--model", "dvlm",
+        "--model_args", f"pretrained={checkpoint},sampler=llada-reference,mc_num=4,mc_batch_size=4",
+        "--tasks", tasks, "--include_path", str(TASKS_DIR),
+        "--batch_size", str(batch_size), "--limit", str(limit), "--gen_kwargs", "steps=8",
+        "--output_path", str(out / "results"), "--log_samples",
+        "--verbosity", "DEBUG",  # without it lmms-eval exits 0 even when the evaluation raised
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+    results = sorted((out / "results").glob("**/*_results.json"))
+    assert len(results) == 1, f"expected one results file, got {results}: {done.stderr[-3000:]}"
+    samples = {path.name.split("_samples_")[1][: -len(".jsonl")]: [json.loads(l) for l in path.read_text().splitlines()]
+               for path in results[0].parent.glob("*_samples_*.jsonl")}
+    summaries = list(results[0].parent.glob("*_dvlm_summary.json"))
+    summary = json.loads(summaries[0].read_text()) if summaries else None
+    return json.loads(results[0].read_text()), samples, summary, log
+
+
+@pytest.fixture(scope="package")
+def cli_run(trained_checkpoint, tmp_path_factory):
+    """One single-process ``python -m lmms_eval`` run over the three task kinds (``LIMIT`` documents each,
+    batches of 3): the reference of the multi-process runs too."""
+    pytest.importorskip("lmms_eval")
+    return run_lmms_eval(trained_checkpoint, tmp_path_factory.mktemp("lmms"), [sys.executable])

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -16,7 +15,7 @@ from dvlm.core.errors import SpecError
 from dvlm.eval import TASKS_DIR
 from dvlm.eval.gen_kwargs import cut_at_stop, sampler_for, stop_strings
 from dvlm.eval.shapes_tasks import SHIPPED, write_task_data
-from tests.eval.conftest import ONE_THREAD
+from tests.eval.conftest import LIMIT, ONE_THREAD
 
 
 def rows(task_file):
@@ -26,45 +25,21 @@ def rows(task_file):
 # -- the CLI -------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cli_run(trained_checkpoint, tmp_path_factory):
-    """One offline ``python -m lmms_eval`` run over a generation, a likelihood and a caption task."""
-    pytest.importorskip("lmms_eval")
-    out = tmp_path_factory.mktemp("lmms")
-    env = {**os.environ, **ONE_THREAD, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(out / "hf"),
-           "TOKENIZERS_PARALLELISM": "false"}
-    command = [
-        sys.executable, "-m", "lmms_eval", "--model", "dvlm",
-        "--model_args", f"pretrained={trained_checkpoint},sampler=llada-reference,mc_num=4,mc_batch_size=4",
-        "--tasks", "dvlm_shapes_vqa,dvlm_shapes_mc,dvlm_shapes_caption", "--include_path", str(TASKS_DIR),
-        "--batch_size", "3", "--limit", "8", "--gen_kwargs", "steps=8",
-        "--output_path", str(out / "results"), "--log_samples",
-        "--verbosity", "DEBUG",  # without it lmms-eval exits 0 even when the evaluation raised
-    ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
-    results = sorted((out / "results").glob("**/*_results.json"))
-    assert len(results) == 1, f"no results file: {done.stderr[-3000:]}"
-    samples = {path.name.split("_samples_")[1][: -len(".jsonl")]: [json.loads(l) for l in path.read_text().splitlines()]
-               for path in results[0].parent.glob("*_samples_*.jsonl")}
-    return json.loads(results[0].read_text()), samples
-
-
 def test_cli_writes_numeric_metrics_for_generation_and_likelihood(cli_run):
-    results, _ = cli_run
+    results, _, _, _ = cli_run
     metrics = results["results"]
     for task, metric in [("dvlm_shapes_vqa", "exact_match,none"), ("dvlm_shapes_mc", "acc,none"),
                          ("dvlm_shapes_mc", "acc_norm,none"), ("dvlm_shapes_caption", "cider,none")]:
         value = metrics[task][metric]
         assert isinstance(value, float) and value == value, (task, metric, value)  # a number, not NaN
     assert 0 <= metrics["dvlm_shapes_vqa"]["exact_match,none"] <= 1 and 0 <= metrics["dvlm_shapes_mc"]["acc,none"] <= 1
-    assert results["n-samples"]["dvlm_shapes_vqa"]["effective"] == 8
+    assert results["n-samples"]["dvlm_shapes_vqa"]["effective"] == LIMIT
     assert "DvlmLmms" in results["config"]["model_backend"]
 
 
 def test_cli_answers_are_in_request_order_and_match_dvlm_generate(cli_run, trained_checkpoint):
     """Batched (3 per batch, ragged prompts) answers equal batch-1 ``dvlm.generate`` doc by doc."""
-    _, samples = cli_run
+    _, samples, _, _ = cli_run
     docs = rows("shapes_vqa.jsonl")
     model = dvlm.load_pretrained(trained_checkpoint)
     for sample in samples["dvlm_shapes_vqa"]:
@@ -79,7 +54,7 @@ def test_cli_answers_are_in_request_order_and_match_dvlm_generate(cli_run, train
 
 def test_cli_likelihoods_are_dvlm_score_losses(cli_run, trained_checkpoint):
     """multiple_choice gets numbers (not 0.7.x's stringified pairs): -dvlm.score, one per choice, in order."""
-    _, samples = cli_run
+    _, samples, _, _ = cli_run
     docs = rows("shapes_mc.jsonl")
     model = dvlm.load_pretrained(trained_checkpoint)
     for sample in samples["dvlm_shapes_mc"][:3]:

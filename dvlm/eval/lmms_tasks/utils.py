@@ -28,7 +28,12 @@ def coco_cider_results(doc, results):
 
 
 def cider_aggregate(items):
-    """Corpus CIDEr-D with dvlm's scorer (pycocoevalcap's Cider on Python-normalised text: no java)."""
+    """Corpus CIDEr-D with dvlm's scorer (pycocoevalcap's Cider on Python-normalised text: no java).
+
+    The items are scored in a canonical order: the corpus mean's float sum depends on the order, and a
+    multi-process run gathers the items rank by rank, so without it the score would differ in its last bits
+    from the single-process run."""
     from dvlm.plugins.tasks.metrics import cider
 
+    items = sorted(items, key=lambda item: (item["prediction"], list(item["references"])))
     return cider([item["prediction"] for item in items], [item["references"] for item in items])
