@@ -36,4 +36,5 @@ def cider_aggregate(items):
     from dvlm.plugins.tasks.metrics import cider
 
     items = sorted(items, key=lambda item: (item["prediction"], list(item["references"])))
-    return cider([item["prediction"] for item in items], [item["references"] for item in items])
+    scores = cider([item["prediction"] for item in items], [item["references"] for item in items])
+    return sum(scores) / max(len(scores), 1)
