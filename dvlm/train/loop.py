@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from dvlm.core.errors import TrainingError
 from dvlm.core.plugins import get_registry
@@ -28,11 +27,13 @@ from dvlm.core.specs import spec_hash
 from dvlm.data.batching import ExampleOrder, collate
 from dvlm.data.encode import IMAGE_SLOT, ConversationEncoder
 from dvlm.data.llava import load_llava
-from dvlm.train import checkpointing, distributed
+from dvlm.train import checkpointing, distributed, parallel, sharded_checkpoint
 from dvlm.train.determinism import generator, python_rng
 from dvlm.train.evaluate import evaluate, to_device
-from dvlm.train.model import TrainingModel, enable_gradient_checkpointing
-from dvlm.train.optim import build_optimizer, trainable_parameters, warmup_cosine
+from dvlm.train.model import TrainingModel
+from dvlm.train.optim import build_optimizer, freeze, store_frozen_in_bf16, trainable_parameters, warmup_cosine
+from dvlm.train.lora import apply_lora
+from dvlm.train.parallel import checkpoint_parts
 from dvlm.train.setup import build_model, prepare_data_root, save_model_fn
 from dvlm.train.spec import TrainSpec
 
@@ -61,7 +62,7 @@ def train(spec: TrainSpec, *, resume: bool = False, stop_after: int | None = Non
     that hits its time limit would; a later ``resume`` continues exactly.
     """
     began = time.perf_counter()
-    processes = distributed.start(spec.device)
+    processes = distributed.start(spec.device, group_always=spec.parallelism.kind == "fsdp")
     try:
         run = Trainer(spec, processes, resume, log if processes.main else (lambda message: None))
         end = spec.steps if stop_after is None else min(spec.steps, run.start + stop_after)
@@ -108,10 +109,13 @@ class Trainer:
         root = prepare_data_root(spec, processes)
         torch.manual_seed(spec.seed)  # identical initial weights in every process and every run
         self.vlm = build_model(spec, processes)
-        self.model = TrainingModel(self.vlm)
-        if spec.gradient_checkpointing:
-            enable_gradient_checkpointing(self.model.backbone)
-        self.model.to(processes.device).float().train()  # fp32 master weights; bf16 comes from autocast
+        self.model = TrainingModel(self.vlm, max_length=spec.data.max_length)
+        self.model.to(processes.device).float().train()  # fp32 trained weights; bf16 compute per `precision`
+        bf16 = spec.precision == "bf16" or (spec.precision == "auto" and processes.device.type == "cuda")
+        if spec.lora is not None:
+            apply_lora(self.model, spec.lora)
+        parts = self.model.parts()
+        checkpoint_parts(parts, spec.activation_checkpointing)
         self.special = self.model.backbone.special_tokens
         self.masking = get_registry().build("masking_strategies", spec.masking)
         self.encoder = ConversationEncoder(
@@ -120,19 +124,26 @@ class Trainer:
         self.records, self.val = self._load_data(root)
         self.order = ExampleOrder(len(self.records), spec.seed)
 
+        self.fsdp = spec.parallelism.kind == "fsdp"
+        freeze(parts, spec.optimizer)
+        if self.fsdp:
+            self.wrapped = parallel.shard(self.model, parts, spec.parallelism, processes, bf16)
+        elif bf16:
+            store_frozen_in_bf16(self.model)  # no optimizer state, no master copy: half the memory
         self.optimizer = build_optimizer(self.model.parts(), spec.optimizer)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(spec.steps, spec.optimizer))
         self.start, self.last_checkpoint = 0, None
         if existing:
             self.last_checkpoint = existing[-1]
-            self.start = checkpointing.load(self.last_checkpoint, model=self.vlm, optimizer=self.optimizer,
-                                            scheduler=self.scheduler, spec_hash=self.digest)
+            load = sharded_checkpoint.load if self.fsdp else checkpointing.load
+            self.start = load(self.last_checkpoint, model=self.model if self.fsdp else self.vlm,
+                              optimizer=self.optimizer, scheduler=self.scheduler, spec_hash=self.digest)
             log(f"resumed from {self.last_checkpoint} at step {self.start}")
-        self.wrapped = self.model if world == 1 else DistributedDataParallel(
-            self.model, device_ids=[processes.device.index] if processes.device.type == "cuda" else None,
-            find_unused_parameters=True)  # frozen parts, a layout without its newline
-        bf16 = spec.precision == "bf16" or (spec.precision == "auto" and processes.device.type == "cuda")
-        self.autocast = (lambda: torch.autocast(processes.device.type, dtype=torch.bfloat16)) if bf16 \
+        if not self.fsdp:
+            self.wrapped = parallel.ddp(self.model, processes)
+        self.sync = parallel.gradient_sync(self.wrapped, spec.parallelism.kind, processes)
+        autocast = bf16 and not self.fsdp  # FSDP computes in bf16 through its mixed-precision policy
+        self.autocast = (lambda: torch.autocast(processes.device.type, dtype=torch.bfloat16)) if autocast \
             else contextlib.nullcontext
 
     def _load_data(self, root: Path) -> tuple[list, list]:
@@ -164,8 +175,7 @@ class Trainer:
         for a in range(self.accumulation):
             index = a * world + rank  # this process's micro-batch of the global batch
             batch = self.micro_batch(step, index)
-            last = a == self.accumulation - 1
-            with contextlib.nullcontext() if world == 1 or last else self.wrapped.no_sync():
+            with self.sync(a == self.accumulation - 1):
                 with self.autocast():
                     loss, noised = self.wrapped(batch, self.masking, generator(self.spec.seed, "mask", step, index))
                 (loss / self.accumulation).backward()
@@ -175,7 +185,7 @@ class Trainer:
         if not torch.isfinite(torch.tensor(loss)):
             self._diverged(f"the loss is {loss}", step)
         max_norm = self.spec.optimizer.max_grad_norm or float("inf")
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable_parameters(self.optimizer), max_norm))
+        grad_norm = parallel.full_norm(torch.nn.utils.clip_grad_norm_(trainable_parameters(self.optimizer), max_norm))
         if not torch.isfinite(torch.tensor(grad_norm)):
             self._diverged(f"the gradient norm is {grad_norm}", step)
         lrs = {group["name"]: group["lr"] for group in self.optimizer.param_groups}
@@ -186,9 +196,10 @@ class Trainer:
                 "seconds": seconds}
 
     def evaluate(self, step: int) -> dict[str, float]:
-        """Validation loss (and exact match) on the main process; recorded and logged."""
+        """Validation loss (and exact match) on the main process (FSDP: on every process, each holding a
+        shard of the weights); recorded and logged."""
         metrics: dict[str, float] = {}
-        if self.processes.main and self.val:
+        if (self.processes.main or self.fsdp) and self.val:
             sampler = None
             if self.spec.eval.exact_match:
                 from dvlm.core.sampler_specs import resolve_sampler
@@ -196,7 +207,8 @@ class Trainer:
                 sampler = resolve_sampler(self.spec.eval.sampler, self.spec.eval.sampler_overrides)
             metrics = evaluate(self.model, self.val, self.encoder, self.masking, seed=self.spec.seed,
                                batch_size=self.spec.eval.batch_size, eos_id=self.special.eos_id,
-                               device=self.processes.device, autocast=self.autocast, sampler=sampler)
+                               device=self.processes.device, autocast=self.autocast, sampler=sampler,
+                               gathered=lambda: parallel.gathered(self.model, self.fsdp))
             self.record({"step": step, **metrics})
             self.log(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         distributed.barrier(self.processes)
@@ -204,6 +216,11 @@ class Trainer:
 
     def checkpoint(self, step: int) -> Path:
         root = self.out / "checkpoints"
+        if self.fsdp:
+            self.last_checkpoint = sharded_checkpoint.save(
+                root, step, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
+                spec_hash=self.digest, keep=self.spec.keep_checkpoints, main=self.processes.main)
+            return self.last_checkpoint
         if self.processes.main:
             checkpointing.save(root, step, save_model=save_model_fn(self.vlm), optimizer=self.optimizer,
                                scheduler=self.scheduler, spec_hash=self.digest, keep=self.spec.keep_checkpoints)

@@ -27,9 +27,10 @@ from dvlm.data.encode import IMAGE_SLOT
 class TrainingModel(nn.Module):
     """A ``DiffusionVLM`` (or a bare backbone) plus the masked-diffusion training forward."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, max_length: int | None = None) -> None:
         super().__init__()
         self.model = model
+        self.max_length = max_length
 
     @property
     def backbone(self) -> nn.Module:
@@ -82,6 +83,8 @@ class TrainingModel(nn.Module):
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, MaskedBatch]:
         """Loss of one micro-batch under ``masking``, and the ``MaskedBatch`` it drew."""
         embeds, labels = self.embed(batch)  # [B, T, D], [B, T]: the vision encoder ran here, once
+        if self.max_length is not None:  # model_max_length: truncate after the image features are in
+            embeds, labels = embeds[:, : self.max_length], labels[:, : self.max_length]  # [B, T<=max, D], [B, T<=max]
         noised = masking({"labels": labels}, generator)
         mask_id = torch.tensor([self.backbone.special_tokens.mask_id], device=embeds.device)
         mask_embed = self.backbone.embed(mask_id)[0]  # [D]

@@ -79,7 +79,12 @@ def prepare_data_root(spec: TrainSpec, processes: distributed.Processes) -> Path
 
 def save_model_fn(model: nn.Module) -> Callable[[Path], None]:
     """How a checkpoint writes the model: a dvlm model checkpoint (``spec.json`` with the chat template
-    trained with, ``model.safetensors``, the tokenizer files) that ``dvlm.load_pretrained`` reads."""
+    trained with, ``model.safetensors``, the tokenizer files) that ``dvlm.load_pretrained`` reads; for a
+    LoRA run, the trainable tensors alone (``dvlm.train.checkpointing.save_trainable``)."""
     from dvlm.core.checkpoint import save_pretrained
+    from dvlm.train.checkpointing import save_trainable
+    from dvlm.train.lora import is_lora
 
+    if is_lora(model):
+        return lambda folder: save_trainable(model, folder)
     return lambda folder: save_pretrained(model, folder)

@@ -9,12 +9,13 @@ from safetensors.torch import load_file
 from dvlm.core.errors import SpecError, TrainingError
 from dvlm.core.plugins import get_registry
 from dvlm.train import checkpointing, distributed
-from dvlm.train.loop import train
+from dvlm.train.determinism import generator
+from dvlm.train.loop import Trainer, train
 from dvlm.train.model import TrainingModel, enable_gradient_checkpointing
 from dvlm.train.optim import warmup_cosine
 from dvlm.train.setup import build_model
 from dvlm.train.spec import OptimizerSpec
-from tests.training.conftest import text_spec
+from tests.training.conftest import shapes_spec, text_spec
 
 
 def weights(checkpoint):
@@ -102,6 +103,21 @@ def test_gradient_checkpointing_gives_the_same_gradients(tmp_path):
         loss, _ = model(batch, masking, torch.Generator().manual_seed(1))
         loss.backward()
         grads.append({n: p.grad for n, p in model.named_parameters()})
+    assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])
+
+
+def test_activation_checkpointing_per_part_gives_the_same_gradients(tmp_path):
+    """Backbone and vision encoder blocks recomputed (the trainer's own set-up) -> the same gradients."""
+    grads = []
+    for parts in ([], ["backbone", "vision"]):
+        trainer = Trainer(shapes_spec(tmp_path, activation_checkpointing=parts), distributed.start("cpu"), True,
+                          lambda message: None)
+        blocks = [b for b in trainer.model.modules() if getattr(b, "_dvlm_checkpointed", False)]
+        assert len(blocks) == (3 if parts else 0)  # 1 SigLIP layer (the last of 2 is cut) + 2 LLaDA blocks
+        loss, _ = trainer.model(trainer.micro_batch(0, 0), trainer.masking, generator(0, "mask", 0, 0))
+        loss.backward()
+        grads.append({n: p.grad for n, p in trainer.model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and any(k.startswith("model.vision.") for k in grads[0])
     assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])
 
 
