@@ -86,6 +86,6 @@ def train_command(
 
         if int(os.environ.get("RANK", "0")) == 0:
             evals = ", ".join(f"{k} {v:.4f}" for k, v in result.eval.items())
-            typer.echo(f"spec {spec_hash(parsed)[:12]}: step {result.step}/{parsed.steps}, loss {result.last_loss:.4f}"
+            typer.echo(f"spec {spec_hash(parsed)[:12]}: step {result.step}/{result.total_steps}, loss {result.last_loss:.4f}"
                        f"{', ' + evals if evals else ''}; checkpoint {result.checkpoint} "
                        f"({result.wall_time_s:.1f} s)")

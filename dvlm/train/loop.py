@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,8 @@ class RunResult:
     """The step it started from (0, or the resumed checkpoint's)."""
     step: int
     """The step it reached (= optimizer steps completed)."""
+    total_steps: int = 0
+    """The run's length in optimizer steps (``steps``, or from ``epochs``)."""
     last_loss: float | None = None
     eval: dict[str, float] = field(default_factory=dict)
     """The last evaluation's metrics."""
@@ -65,10 +68,11 @@ def train(spec: TrainSpec, *, resume: bool = False, stop_after: int | None = Non
     processes = distributed.start(spec.device, group_always=spec.parallelism.kind == "fsdp")
     try:
         run = Trainer(spec, processes, resume, log if processes.main else (lambda message: None))
-        end = spec.steps if stop_after is None else min(spec.steps, run.start + stop_after)
-        result = RunResult(start_step=run.start, step=run.start, checkpoint=run.last_checkpoint)
+        end = run.steps if stop_after is None else min(run.steps, run.start + stop_after)
+        result = RunResult(start_step=run.start, step=run.start, total_steps=run.steps,
+                           checkpoint=run.last_checkpoint)
         with _progress(progress and processes.main) as bar:
-            task = bar.add_task("train", total=spec.steps, completed=run.start, loss=float("nan"), tps=0.0)
+            task = bar.add_task("train", total=run.steps, completed=run.start, loss=float("nan"), tps=0.0)
             for step in range(run.start, end):
                 metrics = run.step(step)
                 done = result.step = step + 1
@@ -76,11 +80,11 @@ def train(spec: TrainSpec, *, resume: bool = False, stop_after: int | None = Non
                 bar.update(task, completed=done, loss=metrics["loss"], tps=metrics["tokens_per_s"])
                 if done % spec.log_every == 0 or done == end:
                     run.record({"step": done, **metrics})
-                if spec.eval.every and done % spec.eval.every == 0 and done < spec.steps:
+                if spec.eval.every and done % spec.eval.every == 0 and done < run.steps:
                     result.eval = run.evaluate(done)
                 if (spec.checkpoint_every and done % spec.checkpoint_every == 0) or done == end:
                     result.checkpoint = run.checkpoint(done)
-        if result.step == spec.steps:
+        if result.step == run.steps:
             result.eval = run.evaluate(result.step)
         result.wall_time_s = time.perf_counter() - began
         return result
@@ -131,7 +135,9 @@ class Trainer:
         elif bf16:
             store_frozen_in_bf16(self.model)  # no optimizer state, no master copy: half the memory
         self.optimizer = build_optimizer(self.model.parts(), spec.optimizer)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(spec.steps, spec.optimizer))
+        self.steps = spec.steps if spec.epochs is None else \
+            math.ceil(spec.epochs * len(self.records) / spec.global_batch_size)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(self.steps, spec.optimizer))
         self.start, self.last_checkpoint = 0, None
         if existing:
             self.last_checkpoint = existing[-1]

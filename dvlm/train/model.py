@@ -49,7 +49,7 @@ class TrainingModel(nn.Module):
         covered = {id(p) for module in parts.values() for p in module.parameters()}
         rest = [p for p in self.model.parameters() if id(p) not in covered]  # e.g. image_newline
         if rest:
-            parts["projector"] = nn.ModuleList([self.model.projector, _ParameterHolder(rest)])
+            parts["projector"] = nn.ModuleList([self.model.projector, _LooseParameters(rest)])
         return parts
 
     def embed(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,6 +90,14 @@ class TrainingModel(nn.Module):
         mask_embed = self.backbone.embed(mask_id)[0]  # [D]
         logits = self.backbone(inputs_embeds=noised.noise_embeds(embeds, mask_embed))  # [R, T, V]
         return noised.loss(logits), noised
+
+
+class _LooseParameters(nn.Module):
+    """The VLM's parameters outside its parts' modules (the image newline), gathered so a part can own them."""
+
+    def __init__(self, params: list[nn.Parameter]) -> None:
+        super().__init__()
+        self.loose = nn.ParameterList(params)
 
 
 def enable_gradient_checkpointing(module: nn.Module) -> int:

@@ -140,9 +140,11 @@ class TrainSpec(Spec):
 
     spec: Literal["train"] = "train"
     model: ModelSpec | None = None
-    """Model to build with random weights; exactly one of ``model`` and ``init_from``."""
+    """Model to build with random weights (the vision encoder loads its ``pretrained`` weights)."""
     init_from: str | None = non_semantic(None)
-    """Checkpoint folder to start from (any layout ``dvlm.load_pretrained`` reads)."""
+    """Checkpoint folder to start from (any layout ``dvlm.load_pretrained`` reads). With ``model`` too, a
+    backbone-only checkpoint (e.g. LLaDA-8B-Instruct) gives the backbone and ``model`` the vision encoder,
+    projector and layout around it (a stage-1 run)."""
     chat_template: Family["chat_templates"] | None = None
     """How conversations become prompt text; None: the model's (``model.chat_template`` or the checkpoint's)."""
     tokenizer: str | None = non_semantic(None)
@@ -155,7 +157,10 @@ class TrainSpec(Spec):
     optimizer: OptimizerSpec = OptimizerSpec()
     """Optimiser, learning rates, schedule and clipping."""
     steps: int = Field(100, ge=1)
-    """Optimizer steps."""
+    """Optimizer steps (unless ``epochs`` is set)."""
+    epochs: float | None = Field(None, gt=0)
+    """When set, the run lasts ``ceil(epochs · training rows / global_batch_size)`` steps instead of
+    ``steps`` (the seeds' recipes count epochs of their data)."""
     global_batch_size: int = Field(16, ge=1)
     """Examples per optimizer step, over all processes and accumulation steps."""
     micro_batch_size: int = Field(8, ge=1)
@@ -192,8 +197,9 @@ class TrainSpec(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> "TrainSpec":
-        if (self.model is None) == (self.init_from is None):
-            raise ValueError("set exactly one of `model` (build with random weights) and `init_from` (a checkpoint)")
+        if self.model is None and self.init_from is None:
+            raise ValueError("set `model` (build with random weights), `init_from` (a checkpoint), or both (a "
+                             "backbone checkpoint with the vision parts of `model` around it)")
         if self.global_batch_size % self.micro_batch_size:
             raise ValueError(f"global_batch_size {self.global_batch_size} must be a multiple of "
                              f"micro_batch_size {self.micro_batch_size}")
