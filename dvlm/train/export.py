@@ -32,6 +32,7 @@ def export(spec: TrainSpec, out: Path, checkpoint: Path | None = None) -> Path:
 
     folder = checkpoint or latest_checkpoint(spec)
     processes = distributed.Processes(rank=0, world=1, device=torch.device("cpu"))
+    torch.manual_seed(spec.seed)  # a LoRA run's frozen base is the run's seeded random init (or init_from)
     vlm = build_model(spec, processes)
     model = TrainingModel(vlm).float()
     if spec.lora is not None:
