@@ -18,18 +18,18 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
 from dvlm.core.errors import TrainingError
 from dvlm.core.plugins import get_registry
 from dvlm.core.specs import spec_hash
-from dvlm.data.batching import ExampleOrder, collate
+from dvlm.data.loader import ImageTokens, MicroBatches, loader, micro_batch_keys
 from dvlm.data.encode import IMAGE_SLOT, ConversationEncoder
 from dvlm.data.llava import load_llava
 from dvlm.train import checkpointing, distributed, parallel, sharded_checkpoint
-from dvlm.train.determinism import generator, python_rng
+from dvlm.train.determinism import generator
 from dvlm.train.evaluate import evaluate, to_device
 from dvlm.train.model import TrainingModel
 from dvlm.train.optim import build_optimizer, freeze, store_frozen_in_bf16, trainable_parameters, warmup_cosine
@@ -73,8 +73,9 @@ def train(spec: TrainSpec, *, resume: bool = False, stop_after: int | None = Non
                            checkpoint=run.last_checkpoint)
         with _progress(progress and processes.main) as bar:
             task = bar.add_task("train", total=run.steps, completed=run.start, loss=float("nan"), tps=0.0)
+            batches = run.loader(run.start, end)
             for step in range(run.start, end):
-                metrics = run.step(step)
+                metrics = run.step(step, batches)
                 done = result.step = step + 1
                 result.last_loss = metrics["loss"]
                 bar.update(task, completed=done, loss=metrics["loss"], tps=metrics["tokens_per_s"])
@@ -126,7 +127,13 @@ class Trainer:
             self.vlm.tokenizer, self.vlm.chat_template, self.special, multi_turn=spec.data.multi_turn,
             fim=spec.data.fim, image_token_id=IMAGE_SLOT if self.model.is_multimodal else None)
         self.records, self.val = self._load_data(root)
-        self.order = ExampleOrder(len(self.records), spec.seed)
+        vision = self.vlm.vision if self.model.is_multimodal else None
+        self.batches = MicroBatches(
+            self.records, self.encoder, seed=spec.seed, micro_size=micro, global_size=spec.global_batch_size,
+            eos_id=self.special.eos_id, extra_padding=spec.data.extra_padding,
+            group_by_length=spec.data.group_by_length, max_length=spec.data.max_length,
+            image_tokens=ImageTokens(self.vlm.layout, vision.image_size, vision.grid_size) if vision else None,
+            max_image_pixels=self.vlm.spec.max_image_pixels if vision else None)
 
         self.fsdp = spec.parallelism.kind == "fsdp"
         freeze(parts, spec.optimizer)
@@ -164,30 +171,34 @@ class Trainer:
 
     def micro_batch(self, step: int, index: int) -> dict:
         """Micro-batch ``index`` of optimizer step ``step``: the same examples, augmentation and padding
-        whichever process computes it."""
-        spec = self.spec
-        pairs = self.order.micro_batch(step, index, spec.micro_batch_size, spec.global_batch_size)
-        examples = [self.encoder(self.records[i], python_rng(spec.seed, "example", epoch, i)) for epoch, i in pairs]
-        padding = python_rng(spec.seed, "pad", step, index)
-        batch = collate(examples, self.special.eos_id, spec.data.extra_padding, padding)
-        return to_device(batch, self.processes.device)
+        whichever process (or DataLoader worker) builds it."""
+        return to_device(self.batches[(step, index)], self.processes.device)
 
-    def step(self, step: int) -> dict:
-        """One optimizer step; raises ``TrainingError`` (weights untouched) on a non-finite loss or gradient."""
+    def loader(self, start: int, end: int) -> Iterator[dict]:
+        """This process's micro-batches for steps ``[start, end)``, built ahead by ``data.num_workers`` workers."""
+        keys = micro_batch_keys(start, end, self.accumulation, self.processes.world, self.processes.rank)
+        return (to_device(batch, self.processes.device)
+                for batch in loader(self.batches, keys, self.spec.data.num_workers))
+
+    def step(self, step: int, batches: Iterator[dict] | None = None) -> dict:
+        """One optimizer step on ``batches`` (default: built here); raises ``TrainingError`` (weights untouched)
+        on a non-finite loss or gradient."""
         tick = time.perf_counter()
         world, rank = self.processes.world, self.processes.rank
         self.optimizer.zero_grad(set_to_none=True)
-        loss_sum, tokens = torch.zeros((), device=self.processes.device), 0
+        loss_sum, tokens, padding = torch.zeros((), device=self.processes.device), 0, 0.0
         for a in range(self.accumulation):
             index = a * world + rank  # this process's micro-batch of the global batch
-            batch = self.micro_batch(step, index)
+            batch = next(batches) if batches is not None else self.micro_batch(step, index)
+            padding += batch["padding"]
             with self.sync(a == self.accumulation - 1):
                 with self.autocast():
                     loss, noised = self.wrapped(batch, self.masking, generator(self.spec.seed, "mask", step, index))
                 (loss / self.accumulation).backward()
             loss_sum += loss.detach()
             tokens += noised.masked.numel()
-        loss = float(distributed.mean(loss_sum / self.accumulation, self.processes))
+        means = torch.stack([loss_sum, loss_sum.new_tensor(padding)]) / self.accumulation
+        loss, padding = distributed.mean(means, self.processes).tolist()
         if not torch.isfinite(torch.tensor(loss)):
             self._diverged(f"the loss is {loss}", step)
         max_norm = self.spec.optimizer.max_grad_norm or float("inf")
@@ -199,7 +210,7 @@ class Trainer:
         self.scheduler.step()
         seconds = time.perf_counter() - tick
         return {"loss": loss, "grad_norm": grad_norm, "lr": lrs, "tokens_per_s": tokens * world / seconds,
-                "seconds": seconds}
+                "padding": padding, "seconds": seconds}
 
     def evaluate(self, step: int) -> dict[str, float]:
         """Validation loss (and exact match) on the main process (FSDP: on every process, each holding a
