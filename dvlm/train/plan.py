@@ -73,9 +73,12 @@ class MemoryPlan:
                 f"{name} {value / GB:.2f} GB" for name, value in self.host.items()))
         margin = self.gpu_memory_gb * GB - self.total
         if not self.fits:
+            remedies = ["parallelism.kind fsdp"] if self.parallelism == "ddp" else ["more processes (world_size)"]
+            if set(self.checkpointed) != {"backbone", "vision"}:
+                remedies.append("activation_checkpointing: [backbone, vision]")
+            remedies += ["lora", "a smaller micro_batch_size or data.max_length"]
             lines.append(f"WARNING: needs {self.total / GB:.1f} GB per process, more than the {self.gpu_memory_gb:g} GB "
-                         f"GPU: use parallelism.kind fsdp, more processes (world_size), activation_checkpointing, "
-                         f"LoRA, or a smaller micro_batch_size / data.max_length")
+                         f"GPU; try {', '.join(remedies)}")
         elif margin < 3 * GB:
             lines.append(f"note: fits with {margin / GB:.1f} GB to spare; allocator fragmentation and the CUDA "
                          f"context (1-3 GB) are not counted")

@@ -11,8 +11,10 @@ import sys
 import pytest
 import torch
 from safetensors.torch import load_file
+from typer.testing import CliRunner
 
 import dvlm
+from dvlm.core.cli import app
 from dvlm.train import sharded_checkpoint
 from dvlm.train.checkpointing import checkpoint_dirs
 from dvlm.train.export import export
@@ -67,6 +69,12 @@ def test_fsdp_resume_is_exact_and_the_export_loads(tmp_path):
     assert (second.start_step, second.step) == (2, 4)
     a, b = weights(whole, tmp_path, "whole"), weights(split, tmp_path, "split")
     assert max_difference(a, b) == 0.0  # same world size: bit-identical
+
+    spec_file = tmp_path / "whole.json"
+    spec_file.write_text(json.dumps({"spec": "train", **whole.model_dump(mode="json", exclude={"spec"})}))
+    cli = CliRunner().invoke(app, ["train", str(spec_file), "--export", str(tmp_path / "cli-export")])
+    assert cli.exit_code == 0, cli.output
+    assert load_file(str(tmp_path / "cli-export" / "model.safetensors")).keys() == a.keys()
 
     model = dvlm.load_pretrained(tmp_path / "export-whole", dtype="float32")
     ids = torch.tensor([[5, 6, 7, 250, 250]])
