@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from dvlm.core.errors import TrainingError
 from dvlm.train.distributed import Processes
 from dvlm.train.model import enable_gradient_checkpointing
 from dvlm.train.spec import ParallelismSpec
@@ -44,6 +45,9 @@ def shard(model: nn.Module, parts: dict[str, nn.Module], spec: ParallelismSpec, 
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 
+    if spec.cpu_offload and processes.device.type != "cuda":
+        raise TrainingError(f"parallelism.cpu_offload moves the shards from GPU to host memory, but this run is on "
+                            f"{processes.device.type}: drop cpu_offload, or train on CUDA devices")
     mesh = init_device_mesh(processes.device.type, (processes.world,))
     options = dict(
         mesh=mesh,

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 import dvlm
+from dvlm.core.errors import TrainingError
 from dvlm.core.cli import app
 from dvlm.train import sharded_checkpoint
 from dvlm.train.checkpointing import checkpoint_dirs
@@ -101,6 +102,11 @@ def test_interrupted_save_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     assert checkpoint_dirs(tmp_path / "run" / "checkpoints")[-1] == good  # the partial step-3 is not listed
     resumed = train(spec, resume=True, progress=False)
     assert (resumed.start_step, resumed.step) == (2, 4)
+
+
+def test_cpu_offload_without_a_gpu_is_a_clear_error(tmp_path):
+    with pytest.raises(TrainingError, match="cpu_offload moves the shards from GPU to host memory"):
+        train(text_spec(tmp_path, parallelism={"kind": "fsdp", "cpu_offload": True}), progress=False)
 
 
 @pytest.mark.slow
