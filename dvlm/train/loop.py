@@ -112,39 +112,13 @@ class Trainer:
         self.digest = spec_hash(spec)
 
         root = prepare_data_root(spec, processes)
-        torch.manual_seed(spec.seed)  # identical initial weights in every process and every run
-        self.vlm = build_model(spec, processes)
-        self.model = TrainingModel(self.vlm, max_length=spec.data.max_length)
-        self.model.to(processes.device).float().train()  # fp32 trained weights; bf16 compute per `precision`
         bf16 = spec.precision == "bf16" or (spec.precision == "auto" and processes.device.type == "cuda")
-        if spec.lora is not None:
-            apply_lora(self.model, spec.lora)
-        parts = self.model.parts()
-        checkpoint_parts(parts, spec.activation_checkpointing)
-        self.special = self.model.backbone.special_tokens
-        self.masking = get_registry().build("masking_strategies", spec.masking)
-        self.encoder = ConversationEncoder(
-            self.vlm.tokenizer, self.vlm.chat_template, self.special, multi_turn=spec.data.multi_turn,
-            fim=spec.data.fim, image_token_id=IMAGE_SLOT if self.model.is_multimodal else None)
+        self._build_model()
         self.records, self.val = self._load_data(root)
-        vision = self.vlm.vision if self.model.is_multimodal else None
-        self.batches = MicroBatches(
-            self.records, self.encoder, seed=spec.seed, micro_size=micro, global_size=spec.global_batch_size,
-            eos_id=self.special.eos_id, extra_padding=spec.data.extra_padding,
-            group_by_length=spec.data.group_by_length, max_length=spec.data.max_length,
-            image_tokens=ImageTokens(self.vlm.layout, vision.image_size, vision.grid_size) if vision else None,
-            max_image_pixels=self.vlm.spec.max_image_pixels if vision else None)
-
-        self.fsdp = spec.parallelism.kind == "fsdp"
-        freeze(parts, spec.optimizer)
-        if self.fsdp:
-            self.wrapped = parallel.shard(self.model, parts, spec.parallelism, processes, bf16)
-        elif bf16:
-            store_frozen_in_bf16(self.model)  # no optimizer state, no master copy: half the memory
-        self.optimizer = build_optimizer(self.model.parts(), spec.optimizer)
+        self.batches = self._micro_batches()
         self.steps = spec.steps if spec.epochs is None else \
             math.ceil(spec.epochs * len(self.records) / spec.global_batch_size)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(self.steps, spec.optimizer))
+        self._distribute(bf16)  # shards or replicas, optimizer, scheduler
         self.start, self.last_checkpoint = 0, None
         if existing:
             self.last_checkpoint = existing[-1]
@@ -152,12 +126,52 @@ class Trainer:
             self.start = load(self.last_checkpoint, model=self.model if self.fsdp else self.vlm,
                               optimizer=self.optimizer, scheduler=self.scheduler, spec_hash=self.digest)
             log(f"resumed from {self.last_checkpoint} at step {self.start}")
-        if not self.fsdp:
+        if not self.fsdp:  # DDP wraps after the resumed weights are in (it broadcasts rank 0's at start)
             self.wrapped = parallel.ddp(self.model, processes)
         self.sync = parallel.gradient_sync(self.wrapped, spec.parallelism.kind, processes)
         autocast = bf16 and not self.fsdp  # FSDP computes in bf16 through its mixed-precision policy
         self.autocast = (lambda: torch.autocast(processes.device.type, dtype=torch.bfloat16)) if autocast \
             else contextlib.nullcontext
+
+    def _build_model(self) -> None:
+        """The model (seeded: identical in every process and run), its LoRA adapters, recomputed blocks, the
+        masking strategy and the conversation encoder."""
+        spec = self.spec
+        torch.manual_seed(spec.seed)
+        self.vlm = build_model(spec, self.processes)
+        self.model = TrainingModel(self.vlm, max_length=spec.data.max_length)
+        self.model.to(self.processes.device).float().train()  # fp32 trained weights; bf16 compute per `precision`
+        if spec.lora is not None:
+            apply_lora(self.model, spec.lora)
+        checkpoint_parts(self.model.parts(), spec.activation_checkpointing)
+        self.special = self.model.backbone.special_tokens
+        self.masking = get_registry().build("masking_strategies", spec.masking)
+        self.encoder = ConversationEncoder(
+            self.vlm.tokenizer, self.vlm.chat_template, self.special, multi_turn=spec.data.multi_turn,
+            fim=spec.data.fim, image_token_id=IMAGE_SLOT if self.model.is_multimodal else None)
+
+    def _micro_batches(self) -> MicroBatches:
+        spec, vision = self.spec, self.vlm.vision if self.model.is_multimodal else None
+        return MicroBatches(
+            self.records, self.encoder, seed=spec.seed, micro_size=spec.micro_batch_size,
+            global_size=spec.global_batch_size, eos_id=self.special.eos_id, extra_padding=spec.data.extra_padding,
+            group_by_length=spec.data.group_by_length, max_length=spec.data.max_length,
+            image_tokens=ImageTokens(self.vlm.layout, vision.image_size, vision.grid_size) if vision else None,
+            max_image_pixels=self.vlm.spec.max_image_pixels if vision else None)
+
+    def _distribute(self, bf16: bool) -> None:
+        """Freeze, then FSDP2-shard (or, for DDP with bf16, store the frozen weights in bf16); the optimizer
+        over the resulting trainable parameters, and its schedule."""
+        spec = self.spec
+        self.fsdp = spec.parallelism.kind == "fsdp"
+        parts = self.model.parts()
+        freeze(parts, spec.optimizer)
+        if self.fsdp:
+            self.wrapped = parallel.shard(self.model, parts, spec.parallelism, self.processes, bf16)
+        elif bf16:
+            store_frozen_in_bf16(self.model)  # no optimizer state, no master copy: half the memory
+        self.optimizer = build_optimizer(self.model.parts(), spec.optimizer)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(self.steps, spec.optimizer))
 
     def _load_data(self, root: Path) -> tuple[list, list]:
         data, images = self.spec.data, root / self.spec.data.image_folder
