@@ -169,12 +169,12 @@ def _activations(spec: TrainSpec, model_spec, parts: dict[str, nn.Module], a: in
     rows = spec.micro_batch_size * copies
     tokens = spec.data.max_length or getattr(backbone, "max_sequence_length", None) or 4096
     width, hidden, vocab, layers = _backbone_dims(backbone)
-    per_token_block = 10 * width + 4 * hidden
+    block = llada_block_bytes(rows, tokens, width, hidden, a)
     checkpointed = set(spec.activation_checkpointing)
     if "backbone" in checkpointed:
-        total = rows * tokens * (layers * width + per_token_block) * a
+        total = rows * tokens * layers * width * a + block  # every block's input, one block recomputed
     else:
-        total = rows * tokens * layers * per_token_block * a
+        total = layers * block
     total += rows * tokens * vocab * a + 8 * (rows * tokens // 2) * vocab  # logits; fp32 log-probs + gradient
     vision = model_spec.vision_encoder
     trains_vision = "vision" in parts and any(p.requires_grad for p in parts["vision"].parameters())
@@ -187,6 +187,11 @@ def _activations(spec: TrainSpec, model_spec, parts: dict[str, nn.Module], a: in
         else:
             total += view_tokens * vision_layers * per_token * a
     return rows, tokens, float(total)
+
+
+def llada_block_bytes(rows: int, tokens: int, width: int, hidden: int, a: int) -> int:
+    """Bytes one LLaDA / Dream block saves for its backward: ``10·D + 4·F`` values per token."""
+    return rows * tokens * (10 * width + 4 * hidden) * a
 
 
 def _backbone_dims(params) -> tuple[int, int, int, int]:
