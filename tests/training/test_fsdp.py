@@ -134,3 +134,14 @@ def test_two_fsdp_processes_match_one_and_resume_on_another_world_size(tmp_path)
     assert (resumed.start_step, resumed.step) == (2, 4)
     worst = max_difference(two_weights, weights(moved, tmp_path, "moved"))
     assert worst <= TOLERANCE, worst
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fsdp_bf16_with_checkpointing_on_gpu_keeps_fp32_shards(tmp_path):
+    spec = text_spec(tmp_path, steps=3, parallelism=FSDP, precision="bf16", device="cuda",
+                     activation_checkpointing=["backbone"])
+    result = train(spec, progress=False)
+    assert torch.isfinite(torch.tensor(result.last_loss))
+    exported = load_file(str(export(spec, tmp_path / "export") / "model.safetensors"))
+    assert all(t.dtype == torch.float32 for t in exported.values())  # bf16 compute, fp32 master weights
