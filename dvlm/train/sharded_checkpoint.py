@@ -28,12 +28,7 @@ import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch import nn
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_model_state_dict,
-    get_state_dict,
-    set_state_dict,
-)
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from dvlm.core.errors import TrainingError
 from dvlm.train.checkpointing import STATE, checkpoint_dirs
@@ -97,11 +92,6 @@ def load(folder: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer,
     torch_rng = torch.frombuffer(bytearray(base64.b64decode(document["torch_rng"])), dtype=torch.uint8)
     set_rng_state({"torch": torch_rng, "python": document["python_rng"]})
     return int(document["step"])
-
-
-def consolidated_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The full (unsharded) weights on CPU; every process must call it (it all-gathers)."""
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
 def load_weights(folder: Path, model: nn.Module) -> None:
