@@ -1,4 +1,5 @@
-"""Training checkpoints: everything needed to continue a run bit-exactly, written atomically.
+"""Training checkpoints of DDP (and single-process) runs: everything needed to continue a run bit-exactly,
+written atomically. FSDP runs write sharded checkpoints instead (``dvlm.train.sharded_checkpoint``).
 
 A checkpoint is a folder ``<out_dir>/checkpoints/step-000123/``:
 

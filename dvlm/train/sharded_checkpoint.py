@@ -11,8 +11,8 @@ A checkpoint is a folder ``<out_dir>/checkpoints/step-000123/``:
 
 All processes write into ``.step-N.tmp``; after a barrier the main process adds ``trainer_state.json`` and
 renames the folder into place, so an interrupted save never replaces the last complete checkpoint.
-``export`` turns one into a consolidated dvlm checkpoint (``spec.json`` + ``model.safetensors``) that
-``dvlm.load_pretrained`` reads. Nothing is pickled: DCP writes tensors and JSON-able values only.
+``dvlm.train.export`` (``dvlm train SPEC --export OUT``) turns one into a consolidated dvlm checkpoint
+(``spec.json`` + ``model.safetensors``) that ``dvlm.load_pretrained`` reads. Nothing is pickled: DCP writes tensors and JSON-able values only.
 """
 
 from __future__ import annotations
