@@ -179,7 +179,7 @@ class TrainSpec(Spec):
     """Train low-rank adapters instead of the adapted parts' weights; None = full fine-tuning."""
     world_size: int | None = non_semantic(None, ge=1)
     """Processes that ``--plan`` sizes memory for; a run takes its world size from ``torchrun``."""
-    plan: PlanSpec = PlanSpec()
+    plan: PlanSpec = non_semantic(PlanSpec())
     """What ``--plan`` checks against."""
     eval: EvalSpec = EvalSpec()
     """Periodic evaluation."""
