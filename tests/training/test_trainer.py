@@ -132,3 +132,24 @@ def test_bf16_autocast_on_gpu_keeps_fp32_weights_and_resumes_exactly(tmp_path):
     a, b = weights(whole.checkpoint), weights(resumed.checkpoint)
     assert all(t.dtype == torch.float32 for t in a.values())
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_epochs_set_the_run_length_from_the_data(tmp_path):
+    result = train(text_spec(tmp_path, epochs=0.5), stop_after=1, progress=False)  # 48 rows, global batch 4
+    assert (result.step, result.total_steps) == (1, 6)
+
+
+def test_backbone_checkpoint_with_the_vision_parts_of_the_model_spec(tmp_path):
+    """Stage 1 from a published backbone: init_from gives the LLaDA weights, `model` the vision parts."""
+    from dvlm.core.checkpoint import save_pretrained
+
+    torch.manual_seed(3)
+    backbone = get_registry().build("backbones", get_registry().get("backbones", "llada").params.model_validate(
+        shapes_spec(tmp_path / "probe").model.backbone.model_dump()))
+    save_pretrained(backbone, tmp_path / "llada")
+    spec = shapes_spec(tmp_path, init_from=str(tmp_path / "llada"), optimizer__frozen=["vision", "backbone"])
+    trainer = Trainer(spec, distributed.start("cpu"), False, lambda message: None)
+    assert trainer.model.is_multimodal
+    assert all(torch.equal(a, b) for a, b in zip(trainer.vlm.backbone.state_dict().values(),
+                                                   backbone.state_dict().values()))
+    trainer.step(0)
