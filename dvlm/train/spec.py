@@ -200,6 +200,10 @@ class TrainSpec(Spec):
         if self.model is None and self.init_from is None:
             raise ValueError("set `model` (build with random weights), `init_from` (a checkpoint), or both (a "
                              "backbone checkpoint with the vision parts of `model` around it)")
+        if self.lora is not None and set(self.lora.parts) & set(self.optimizer.frozen):
+            both = sorted(set(self.lora.parts) & set(self.optimizer.frozen))
+            raise ValueError(f"{both} are in both lora.parts (train adapters) and optimizer.frozen (train "
+                             f"nothing); remove them from one of the two")
         if self.global_batch_size % self.micro_batch_size:
             raise ValueError(f"global_batch_size {self.global_batch_size} must be a multiple of "
                              f"micro_batch_size {self.micro_batch_size}")

@@ -67,3 +67,8 @@ def test_lora_on_a_missing_layer_name_is_a_spec_error(tmp_path):
     with pytest.raises(SpecError, match="no linear layer named \\['o_proj'\\]"):
         Trainer(text_spec(tmp_path, lora={"target_modules": ["q_proj", "o_proj"]}), distributed.start("cpu"), False,
                 lambda message: None)
+
+
+def test_a_part_both_adapted_and_frozen_is_a_spec_error(tmp_path):
+    with pytest.raises(SpecError, match=r"\['vision'\] are in both lora.parts"):
+        shapes_spec(tmp_path, lora={"parts": ["backbone", "vision"]}, optimizer__frozen=["vision"])
