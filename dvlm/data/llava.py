@@ -13,10 +13,11 @@ either skipped or turned into one ``DataError`` that lists them.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 from dvlm.core.errors import DataError
 from dvlm.core.tokenizer import IMAGE_PLACEHOLDER as IMAGE_TOKEN
@@ -31,7 +32,8 @@ class Record:
 
     id: str
     turns: tuple[tuple[str, str], ...]
-    images: tuple[Path, ...] = ()
+    images: tuple[str | Path, ...] = ()
+    """Image file paths."""
 
     def rounds(self) -> list[int]:
         """Indices of the assistant turns (one per question/answer round)."""
@@ -62,7 +64,26 @@ class LoadReport:
         return f"{self.source}: {self.total - self.kept} of {self.total} rows malformed: {parts}"
 
 
-def check_row(row: object, index: int, image_folder: Path) -> tuple[Record | None, str, str]:
+class FileIndex:
+    """``exists(path)`` from one directory listing per folder instead of one ``stat`` per row: hundreds
+    of thousands of rows check their images in a second (and list a network file system once)."""
+
+    def __init__(self) -> None:
+        self._folders: dict[str, frozenset[str]] = {}
+
+    def __call__(self, path: str) -> bool:
+        folder, name = os.path.split(path)
+        if folder not in self._folders:
+            try:
+                with os.scandir(folder or ".") as entries:
+                    self._folders[folder] = frozenset(e.name for e in entries if e.is_file())
+            except OSError:
+                self._folders[folder] = frozenset()
+        return name in self._folders[folder]
+
+
+def check_row(row: object, index: int, image_folder: Path | str,
+              exists: Callable[[str], bool] = os.path.isfile) -> tuple[Record | None, str, str]:
     """``(record, "", id)`` for a valid row, else ``(None, reason, id)``."""
     if not isinstance(row, dict):
         return None, "not_a_conversation", f"#{index}"
@@ -84,8 +105,8 @@ def check_row(row: object, index: int, image_folder: Path) -> tuple[Record | Non
     names = [] if image is None else [image] if isinstance(image, str) else image
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         return None, "not_a_conversation", row_id
-    images = tuple(image_folder / name for name in names)
-    if not all(path.is_file() for path in images):
+    images = tuple(os.path.join(image_folder, name) for name in names)  # str: Path() costs more than the check
+    if not all(exists(path) for path in images):
         return None, "missing_image", row_id
     placeholders = sum(text.count(IMAGE_TOKEN) for _, text in turns)
     if placeholders == 0 and len(images) == 1:
@@ -111,8 +132,9 @@ def load_llava(file: str | Path, image_folder: str | Path | None = None,
         raise DataError(f"{file}: expected a JSON list of conversation rows, got {type(rows).__name__}")
     report = LoadReport(str(file), total=len(rows))
     records = []
+    exists = FileIndex()
     for index, row in enumerate(rows):
-        record, reason, row_id = check_row(row, index, folder)
+        record, reason, row_id = check_row(row, index, folder, exists)
         if record is None:
             report.add(reason, row_id)
         else:

@@ -1,9 +1,11 @@
-"""Training checkpoints: everything needed to continue a run bit-exactly, written atomically.
+"""Training checkpoints of DDP (and single-process) runs: everything needed to continue a run bit-exactly,
+written atomically. FSDP runs write sharded checkpoints instead (``dvlm.train.sharded_checkpoint``).
 
 A checkpoint is a folder ``<out_dir>/checkpoints/step-000123/``:
 
 - ``model.safetensors`` + ``spec.json`` (+ tokenizer files): a dvlm model checkpoint that
-  ``dvlm.load_pretrained`` reads on its own;
+  ``dvlm.load_pretrained`` reads on its own; a LoRA run writes ``adapter_model.safetensors`` instead, its
+  trainable tensors alone (``dvlm train --export`` merges them into a full checkpoint);
 - ``optimizer.safetensors``: AdamW moments and step counts, and the torch RNG states;
 - ``trainer_state.json``: the step, the spec hash, the optimiser's groups, the LR scheduler and the
   python RNG state.
@@ -30,6 +32,7 @@ from dvlm.train.determinism import rng_state, set_rng_state
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 STATE = "trainer_state.json"
+ADAPTERS = "adapter_model.safetensors"
 
 
 def checkpoint_dirs(root: Path) -> list[Path]:
@@ -78,13 +81,10 @@ def load(folder: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimiz
             f"{folder} was written by a run with a different spec (hash {document['spec_hash'][:12]}, this spec "
             f"{spec_hash[:12]}): resuming would not continue that run. Use the same spec, or a new out_dir."
         )
-    weights = {}
-    for file in sorted(folder.glob("model*.safetensors")):
-        weights.update(load_file(str(file)))
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    if missing or unexpected:
-        raise TrainingError(f"{folder}: weights do not match the model (missing {missing[:5]}, "
-                            f"unexpected {unexpected[:5]})")
+    if (folder / ".metadata").is_file():
+        raise TrainingError(f"{folder} is a sharded (FSDP) checkpoint but this run uses parallelism.kind ddp; "
+                            f"resume with parallelism.kind fsdp, or export it (dvlm train SPEC --export OUT)")
+    load_weights(folder, model)
     tensors = load_file(str(folder / "optimizer.safetensors"))
     optimizer.load_state_dict(_unflatten_optimizer(tensors, document["optimizer"]))
     scheduler.load_state_dict(document["scheduler"])
@@ -92,6 +92,30 @@ def load(folder: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimiz
     set_rng_state({"torch": tensors["rng.torch"], "python": document["python_rng"],
                    **({"cuda": cuda} if cuda else {})})
     return int(document["step"])
+
+
+def load_weights(folder: Path, model: torch.nn.Module) -> None:
+    """The model weights of checkpoint ``folder``: all of them, or a LoRA run's trainable tensors (the
+    frozen base weights already in ``model`` are the run's own, from its spec)."""
+    adapters = folder / ADAPTERS
+    files = [adapters] if adapters.is_file() else sorted(folder.glob("model*.safetensors"))
+    weights = {}
+    for file in files:
+        weights.update(load_file(str(file)))
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if adapters.is_file():  # only the trainable tensors were written
+        frozen = {name for name, param in model.named_parameters() if not param.requires_grad}
+        missing = [name for name in missing if name not in frozen]
+    if missing or unexpected:
+        raise TrainingError(f"{folder}: weights do not match the model (missing {missing[:5]}, "
+                            f"unexpected {unexpected[:5]})")
+
+
+def save_trainable(model: torch.nn.Module, folder: Path) -> None:
+    """A LoRA run's model checkpoint: the trainable tensors alone (adapters, projector)."""
+    trainable = {name: param.detach().contiguous().cpu() for name, param in model.named_parameters()
+                 if param.requires_grad}
+    save_file(trainable, str(folder / ADAPTERS))
 
 
 def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:

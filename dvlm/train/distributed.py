@@ -30,15 +30,22 @@ def resolve_device(name: str, local_rank: int) -> torch.device:
     return torch.device(name)
 
 
-def start(device: str) -> Processes:
-    """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1)."""
+def start(device: str, group_always: bool = False) -> Processes:
+    """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1). ``group_always``: a single
+    process outside torchrun gets a group of one (FSDP shards over a device mesh, even of size 1)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     resolved = resolve_device(device, local_rank)
+    backend = "nccl" if resolved.type == "cuda" else "gloo"
+    if resolved.type == "cuda":
+        torch.cuda.set_device(resolved)
     if world > 1 and not dist.is_initialized():
-        if resolved.type == "cuda":
-            torch.cuda.set_device(resolved)
-        dist.init_process_group("nccl" if resolved.type == "cuda" else "gloo")
+        dist.init_process_group(backend)
+    elif group_always and not dist.is_initialized():
+        if "MASTER_ADDR" in os.environ:  # torchrun with one process
+            dist.init_process_group(backend)
+        else:
+            dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
     rank = dist.get_rank() if dist.is_initialized() else 0
     return Processes(rank=rank, world=world, device=resolved)
 

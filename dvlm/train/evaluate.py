@@ -7,6 +7,7 @@ inside ``torch.random.fork_rng`` so it never moves the training run's random str
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Sequence
 
 import torch
@@ -27,7 +28,7 @@ def normalize_answer(text: str) -> str:
 @torch.no_grad()
 def evaluate(model: TrainingModel, records: Sequence[Record], encoder: ConversationEncoder, masking: Any, *,
              seed: int, batch_size: int, eos_id: int, device: torch.device, autocast: Any,
-             sampler: Any = None) -> dict[str, float]:
+             sampler: Any = None, gathered: Any = contextlib.nullcontext) -> dict[str, float]:
     """``{"val_loss": ..., "exact_match": ...}`` (exact match only when a sampler is given)."""
     was_training = model.training
     model.eval()
@@ -43,7 +44,8 @@ def evaluate(model: TrainingModel, records: Sequence[Record], encoder: Conversat
             losses.append(float(loss))
         metrics["val_loss"] = sum(losses) / len(losses)
         if sampler is not None:
-            metrics["exact_match"] = exact_match(model, records, encoder, sampler, batch_size)
+            with gathered():  # FSDP: generation calls the backbone directly, past the root's gather
+                metrics["exact_match"] = exact_match(model, records, encoder, sampler, batch_size)
     model.train(was_training)
     return metrics
 

@@ -27,9 +27,10 @@ from dvlm.data.encode import IMAGE_SLOT
 class TrainingModel(nn.Module):
     """A ``DiffusionVLM`` (or a bare backbone) plus the masked-diffusion training forward."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, max_length: int | None = None) -> None:
         super().__init__()
         self.model = model
+        self.max_length = max_length
 
     @property
     def backbone(self) -> nn.Module:
@@ -48,7 +49,7 @@ class TrainingModel(nn.Module):
         covered = {id(p) for module in parts.values() for p in module.parameters()}
         rest = [p for p in self.model.parameters() if id(p) not in covered]  # e.g. image_newline
         if rest:
-            parts["projector"] = nn.ModuleList([self.model.projector, _ParameterHolder(rest)])
+            parts["projector"] = nn.ModuleList([self.model.projector, _LooseParameters(rest)])
         return parts
 
     def embed(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,11 +83,21 @@ class TrainingModel(nn.Module):
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, MaskedBatch]:
         """Loss of one micro-batch under ``masking``, and the ``MaskedBatch`` it drew."""
         embeds, labels = self.embed(batch)  # [B, T, D], [B, T]: the vision encoder ran here, once
+        if self.max_length is not None:  # model_max_length: truncate after the image features are in
+            embeds, labels = embeds[:, : self.max_length], labels[:, : self.max_length]  # [B, T<=max, D], [B, T<=max]
         noised = masking({"labels": labels}, generator)
         mask_id = torch.tensor([self.backbone.special_tokens.mask_id], device=embeds.device)
         mask_embed = self.backbone.embed(mask_id)[0]  # [D]
         logits = self.backbone(inputs_embeds=noised.noise_embeds(embeds, mask_embed))  # [R, T, V]
         return noised.loss(logits), noised
+
+
+class _LooseParameters(nn.Module):
+    """The VLM's parameters outside its parts' modules (the image newline), gathered so a part can own them."""
+
+    def __init__(self, params: list[nn.Parameter]) -> None:
+        super().__init__()
+        self.loose = nn.ParameterList(params)
 
 
 def enable_gradient_checkpointing(module: nn.Module) -> int:

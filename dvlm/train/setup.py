@@ -26,8 +26,13 @@ def build_model(spec: TrainSpec, processes: distributed.Processes) -> nn.Module:
         from dvlm.core.checkpoint import load_pretrained
 
         model = load_pretrained(spec.init_from, dtype="float32")
-        if not hasattr(model, "backbone"):  # a published backbone-only checkpoint
-            model = assemble(ModelSpec(backbone=model.params), model)
+        if not hasattr(model, "backbone"):  # a published backbone-only checkpoint: `model` gives the rest
+            around = ModelSpec(backbone=model.params) if spec.model is None else \
+                spec.model.model_copy(update={"backbone": model.params})
+            model = assemble(around, model)
+        elif spec.model is not None:
+            raise SpecError(f"init_from {spec.init_from} is a whole vision-language checkpoint: drop `model`, "
+                            f"or start from a backbone-only checkpoint")
     else:
         model = build(spec.model)
     if spec.chat_template is not None:
@@ -79,7 +84,12 @@ def prepare_data_root(spec: TrainSpec, processes: distributed.Processes) -> Path
 
 def save_model_fn(model: nn.Module) -> Callable[[Path], None]:
     """How a checkpoint writes the model: a dvlm model checkpoint (``spec.json`` with the chat template
-    trained with, ``model.safetensors``, the tokenizer files) that ``dvlm.load_pretrained`` reads."""
+    trained with, ``model.safetensors``, the tokenizer files) that ``dvlm.load_pretrained`` reads; for a
+    LoRA run, the trainable tensors alone (``dvlm.train.checkpointing.save_trainable``)."""
     from dvlm.core.checkpoint import save_pretrained
+    from dvlm.train.checkpointing import save_trainable
+    from dvlm.train.lora import is_lora
 
+    if is_lora(model):
+        return lambda folder: save_trainable(model, folder)
     return lambda folder: save_pretrained(model, folder)

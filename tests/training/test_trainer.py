@@ -9,12 +9,13 @@ from safetensors.torch import load_file
 from dvlm.core.errors import SpecError, TrainingError
 from dvlm.core.plugins import get_registry
 from dvlm.train import checkpointing, distributed
-from dvlm.train.loop import train
+from dvlm.train.determinism import generator
+from dvlm.train.loop import Trainer, train
 from dvlm.train.model import TrainingModel, enable_gradient_checkpointing
 from dvlm.train.optim import warmup_cosine
 from dvlm.train.setup import build_model
 from dvlm.train.spec import OptimizerSpec
-from tests.training.conftest import text_spec
+from tests.training.conftest import shapes_spec, text_spec
 
 
 def weights(checkpoint):
@@ -105,6 +106,21 @@ def test_gradient_checkpointing_gives_the_same_gradients(tmp_path):
     assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])
 
 
+def test_activation_checkpointing_per_part_gives_the_same_gradients(tmp_path):
+    """Backbone and vision encoder blocks recomputed (the trainer's own set-up) -> the same gradients."""
+    grads = []
+    for parts in ([], ["backbone", "vision"]):
+        trainer = Trainer(shapes_spec(tmp_path, activation_checkpointing=parts), distributed.start("cpu"), True,
+                          lambda message: None)
+        blocks = [b for b in trainer.model.modules() if getattr(b, "_dvlm_checkpointed", False)]
+        assert len(blocks) == (3 if parts else 0)  # 1 SigLIP layer (the last of 2 is cut) + 2 LLaDA blocks
+        loss, _ = trainer.model(trainer.micro_batch(0, 0), trainer.masking, generator(0, "mask", 0, 0))
+        loss.backward()
+        grads.append({n: p.grad for n, p in trainer.model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and any(k.startswith("model.vision.") for k in grads[0])
+    assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_bf16_autocast_on_gpu_keeps_fp32_weights_and_resumes_exactly(tmp_path):
@@ -116,3 +132,24 @@ def test_bf16_autocast_on_gpu_keeps_fp32_weights_and_resumes_exactly(tmp_path):
     a, b = weights(whole.checkpoint), weights(resumed.checkpoint)
     assert all(t.dtype == torch.float32 for t in a.values())
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_epochs_set_the_run_length_from_the_data(tmp_path):
+    result = train(text_spec(tmp_path, epochs=0.5), stop_after=1, progress=False)  # 48 rows, global batch 4
+    assert (result.step, result.total_steps) == (1, 6)
+
+
+def test_backbone_checkpoint_with_the_vision_parts_of_the_model_spec(tmp_path):
+    """Stage 1 from a published backbone: init_from gives the LLaDA weights, `model` the vision parts."""
+    from dvlm.core.checkpoint import save_pretrained
+
+    torch.manual_seed(3)
+    backbone = get_registry().build("backbones", get_registry().get("backbones", "llada").params.model_validate(
+        shapes_spec(tmp_path / "probe").model.backbone.model_dump()))
+    save_pretrained(backbone, tmp_path / "llada")
+    spec = shapes_spec(tmp_path, init_from=str(tmp_path / "llada"), optimizer__frozen=["vision", "backbone"])
+    trainer = Trainer(spec, distributed.start("cpu"), False, lambda message: None)
+    assert trainer.model.is_multimodal
+    assert all(torch.equal(a, b) for a, b in zip(trainer.vlm.backbone.state_dict().values(),
+                                                   backbone.state_dict().values()))
+    trainer.step(0)
