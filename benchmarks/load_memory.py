@@ -71,7 +71,7 @@ def measure(folder: str, how: str) -> None:
     dvlm.registry()
     from safetensors.torch import load_file
 
-    from dvlm.core.layouts import detect_layout
+    from dvlm.core.checkpoint import detect_layout
     from dvlm.core.safetensors_io import shard_files
 
     baseline = _status("VmRSS")

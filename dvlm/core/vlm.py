@@ -148,12 +148,14 @@ class DiffusionVLM(nn.Module):
         return tokens
 
     # -- prompts ---------------------------------------------------------------------------------------
-    def render(self, conversation: Any) -> str:
-        """The prompt text: the chat template applied, or the text itself without a template."""
-        if self.chat_template is not None:
-            return self.chat_template.render(conversation, bos_token=getattr(self.tokenizer, "bos_token", None))
+    def render(self, conversation: Any, raw: bool = False) -> str:
+        """The prompt text: the chat template applied, or the text itself (``raw``, or without a template)."""
+        if self.chat_template is not None and not raw:
+            return self.chat_template.render(conversation, bos_token=getattr(self.tokenizer, "bos_token", None),
+                                             tokenizer=self.tokenizer)
         if not isinstance(conversation, str):
-            raise PromptError("this model has no chat_template, so prompt= must be plain text, not messages")
+            raise PromptError("prompt= must be plain text, not messages, when no chat template applies (raw=True, "
+                              "or a model without chat_template)")
         return conversation
 
     def _fit(self, rows: list[list[Any]], gen_length: int) -> None:
@@ -177,18 +179,20 @@ class DiffusionVLM(nn.Module):
                 )
 
     def prompt_batch(self, prompt: Any, images: Any = None, *, gen_length: int = 0,
-                     draft: torch.Tensor | Sequence[int] | None = None) -> PromptBatch:
+                     draft: torch.Tensor | Sequence[int] | None = None, raw: bool = False) -> PromptBatch:
         """Conversation(s) and images -> the sampler's ``PromptBatch`` (ids, left padding, spliced embeddings).
 
         ``prompt``: a string, a message list, or a list of those (a batch); ``images``: for one prompt a list
-        of images, for a batch one list per prompt. ``gen_length`` counts against the backbone's context."""
+        of images, for a batch one list per prompt. ``gen_length`` counts against the backbone's context.
+        ``raw``: tokenise the prompt text as given (no chat template)."""
         if self.tokenizer is None:
             raise PromptError("this model has no tokenizer, so prompt= text cannot be encoded; set `tokenizer:` "
                               "in the model spec (a folder with tokenizer files) or pass input_ids=")
         rows, loaded = [], []
         for b, (conversation, row_images) in enumerate(_conversations(prompt, images)):
             row_loaded = self.load_images(row_images)
-            chunks = split_on_images(self.tokenizer, self.render(_with_placeholders(conversation, len(row_loaded), b)))
+            text = self.render(_with_placeholders(conversation, len(row_loaded), b), raw)
+            chunks = split_on_images(self.tokenizer, text, self.spec.text_after_image)
             pieces: list[Any] = [chunks[0]]
             for image, chunk in zip(row_loaded, chunks[1:]):
                 pieces += [self.count_image_tokens(image), chunk]
