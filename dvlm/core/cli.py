@@ -17,6 +17,7 @@ from rich.table import Table
 from dvlm.core.convert_cli import convert_command
 from dvlm.core.errors import DvlmError
 from dvlm.core.generate_cli import generate_command
+from dvlm.core.inspect_cli import inspect_command
 
 app = typer.Typer(
     name="dvlm",
@@ -86,6 +87,7 @@ def validate_command(
 
 app.command("generate")(generate_command)
 app.command("convert")(convert_command)
+app.command("inspect")(inspect_command)
 
 
 def run_app(typer_app: typer.Typer) -> None:

@@ -44,16 +44,19 @@ def _token_text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def tokenizer_token_ids(folder: Path) -> dict[str, int]:
-    """Token text -> id of every added token the tokenizer files list."""
-    table: dict[str, int] = {}
+def tokenizer_token_ids(folder: Path) -> dict[str, tuple[int, str]]:
+    """Token text -> (id, file) of every added token the tokenizer files list."""
+    table: dict[str, tuple[int, str]] = {}
     tokenizer_json = folder / "tokenizer.json"
     if tokenizer_json.is_file():
         for entry in json.loads(tokenizer_json.read_text()).get("added_tokens", []):
-            table[entry["content"]] = int(entry["id"])
-    table.update({text: int(i) for text, i in read_optional_json(folder / "added_tokens.json").items()})
+            table[entry["content"]] = (int(entry["id"]), "tokenizer.json")
+    for text, i in read_optional_json(folder / "added_tokens.json").items():
+        table[text] = (int(i), "added_tokens.json")
     decoder = read_optional_json(folder / "tokenizer_config.json").get("added_tokens_decoder", {})
-    table.update({entry["content"]: int(i) for i, entry in decoder.items() if "content" in entry})
+    for i, entry in decoder.items():
+        if "content" in entry:
+            table[entry["content"]] = (int(i), "tokenizer_config.json")
     return table
 
 
@@ -63,7 +66,7 @@ def resolve_special_tokens(folder: Path, config: Mapping[str, Any], spellings: M
     warned about: ids outside the vocabulary, sources that disagree)."""
     generation = read_optional_json(folder / GENERATION_CONFIG)
     tokenizer_config = read_optional_json(folder / "tokenizer_config.json")
-    table: dict[str, int] | None = None
+    table: dict[str, tuple[int, str]] | None = None
     resolved, notes = {}, []
     for role, spelling in spellings.items():
         candidates: list[tuple[int, str]] = []
@@ -74,7 +77,7 @@ def resolve_special_tokens(folder: Path, config: Mapping[str, Any], spellings: M
         if table is None:
             table = tokenizer_token_ids(folder)
         if text in table:
-            candidates.append((table[text], f"tokenizer files ({text})"))
+            candidates.append((table[text][0], f"{table[text][1]} {text}"))
         valid = []
         for value, source in candidates:
             if 0 <= value < vocab_size:

@@ -148,11 +148,15 @@ class DiffusionVLM(nn.Module):
         return tokens
 
     # -- prompts ---------------------------------------------------------------------------------------
+    @staticmethod
+    def render_with(template: Any, tokenizer: Any, conversation: Any) -> str:
+        """A conversation rendered by ``template`` for ``tokenizer`` (its BOS text; its own chat_template)."""
+        return template.render(conversation, bos_token=getattr(tokenizer, "bos_token", None), tokenizer=tokenizer)
+
     def render(self, conversation: Any, raw: bool = False) -> str:
         """The prompt text: the chat template applied, or the text itself (``raw``, or without a template)."""
         if self.chat_template is not None and not raw:
-            return self.chat_template.render(conversation, bos_token=getattr(self.tokenizer, "bos_token", None),
-                                             tokenizer=self.tokenizer)
+            return self.render_with(self.chat_template, self.tokenizer, conversation)
         if not isinstance(conversation, str):
             raise PromptError("prompt= must be plain text, not messages, when no chat template applies (raw=True, "
                               "or a model without chat_template)")

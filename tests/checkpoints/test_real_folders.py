@@ -105,7 +105,7 @@ def test_out_of_vocabulary_bos_falls_back_to_generation_config_with_a_warning(re
 def test_disagreeing_sources_warn_and_config_wins(tmp_path):
     folder = build_text_folder(tmp_path / "dream", "dream")
     with pytest.warns(UserWarning, match="bos_token_id: using config.json bos_token_id = 151643; other sources "
-                                         r"disagree \(tokenizer files \(<\|beginoftext\|>\) = 151665\)"):
+                                         r"disagree \(tokenizer_config.json <\|beginoftext\|> = 151665\)"):
         model = dvlm.load_pretrained(folder)
     assert model.backbone.special_tokens.bos_id == 151643
 

@@ -77,8 +77,8 @@ def read_tokenizer(folder: Path) -> tuple[Any, list[str]]:
         quirks.append(f"no tokenizer.json: the byte-level BPE is built from vocab.json + merges.txt + added tokens "
                       f"(the folder's remote-code {config.get('tokenizer_class')} is never run)")
     elif "auto_map" in config or config.get("trust_remote_code"):
-        quirks.append(f"tokenizer_config.json names remote code ({config.get('tokenizer_class')}); read as "
-                      f"tokenizer.json with PreTrainedTokenizerFast instead")
+        quirks.append("tokenizer_config.json asks for remote code: tokenizer.json is read with "
+                      "PreTrainedTokenizerFast and no code from the folder runs")
     return load_tokenizer(folder), quirks
 
 
