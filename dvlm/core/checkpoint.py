@@ -15,7 +15,6 @@ each written under a temporary name renamed into place, ``spec.json`` last.
 from __future__ import annotations
 
 import json
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -251,9 +250,3 @@ def read_dvlm_checkpoint(folder: Path) -> CheckpointReading:
         load_tokenizer(spec.tokenizer) if spec.tokenizer else None)
     return CheckpointReading(spec=spec, rename=lambda name: name, tokenizer=tokenizer, dtype_source="spec.json")
 
-
-def copy_files(source: Path, destination: Path, names: tuple[str, ...]) -> None:
-    """Copy the named files that exist in ``source`` (e.g. tokenizer files a conversion keeps verbatim)."""
-    for name in names:
-        if (source / name).is_file():
-            shutil.copyfile(source / name, destination / name)

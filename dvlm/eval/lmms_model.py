@@ -37,16 +37,10 @@ SCORES_BECOME_STRINGS = isinstance(unwrap_generation_output((0.0, False))[0], st
 
 
 def load_model(pretrained: str, device: str, dtype: str | None):
-    """A checkpoint as a ``DiffusionVLM`` (a backbone-only folder gets its tokenizer and no chat template)."""
+    """A checkpoint folder or hub id as a ``DiffusionVLM`` with the folder's tokenizer and chat template."""
     import dvlm
-    from dvlm.core.specs import ModelSpec
-    from dvlm.core.tokenizer import load_tokenizer
-    from dvlm.core.vlm import assemble
 
-    model = dvlm.load_pretrained(pretrained, dtype=dtype, device=device)
-    if not hasattr(model, "prompt_batch"):
-        model = assemble(ModelSpec(backbone=model.params), model, load_tokenizer(pretrained))
-    return model.eval()
+    return dvlm.load_pretrained(pretrained, dtype=dtype, device=device).eval()
 
 
 class DvlmLmms(lmms):

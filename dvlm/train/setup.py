@@ -19,15 +19,12 @@ def build_model(spec: TrainSpec, processes: distributed.Processes) -> nn.Module:
     """A ``DiffusionVLM`` with random weights from ``spec.model`` or loaded from ``spec.init_from``, with
     the chat template and tokenizer the run trains with attached (so that generation formats prompts the
     way training did)."""
-    from dvlm.core.specs import ModelSpec
-    from dvlm.core.vlm import assemble, build
+    from dvlm.core.vlm import build
 
     if spec.init_from is not None:
         from dvlm.core.checkpoint import load_pretrained
 
         model = load_pretrained(spec.init_from, dtype="float32")
-        if not hasattr(model, "backbone"):  # a published backbone-only checkpoint
-            model = assemble(ModelSpec(backbone=model.params), model)
     else:
         model = build(spec.model)
     if spec.chat_template is not None:
