@@ -174,8 +174,12 @@ def top_level_types() -> dict[str, Any]:
     the ``dvlm_document_types`` hook, so core imports none of them."""
     from dvlm.core.plugins import get_registry
 
-    declared = {name: document.resolve() for name, document in get_registry().documents.items()}
-    return {"model": ModelSpec, "sampler": Family["samplers"], **declared}
+    core = {"model": ModelSpec, "sampler": Family["samplers"]}
+    documents = get_registry().documents
+    for name in core.keys() & documents.keys():
+        raise SpecError(f"document type '{name}' is core's, but {documents[name].origin} declares it too; "
+                        f"rename the plugin's document type or disable the plugin with DVLM_DISABLE_PLUGINS")
+    return {**core, **{name: document.resolve() for name, document in documents.items()}}
 
 
 # -- loading and errors ----------------------------------------------------------------------

@@ -196,3 +196,13 @@ def test_convert_keeps_tokenizer_dtype_logits_and_tokens(real_folder, tmp_path, 
         assert torch.equal(converted(ids), original(ids))
     kwargs = dict(prompt="What is it?", images=images, sampler="llada-reference", overrides=FAST)
     assert torch.equal(dvlm.generate(converted, **kwargs).token_ids, dvlm.generate(original, **kwargs).token_ids)
+
+
+def test_dtype_override_on_load_and_in_the_cli(real_folder):
+    model = load(real_folder("llada"), dtype="float32")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    result = dvlm_cli("generate", "--checkpoint", real_folder("llada"), "--prompt", "Hi", "--dtype", "float16",
+                      "--set", "gen_length=8", "--set", "steps=4", "--set", "block_length=8", "--json")
+    assert result.returncode == 0, result.stderr
+    bad = dvlm_cli("generate", "--checkpoint", real_folder("llada"), "--prompt", "Hi", "--dtype", "float8")
+    assert bad.returncode == 1 and "unsupported dtype 'float8'" in bad.stderr and "Traceback" not in bad.stderr

@@ -44,3 +44,38 @@ def test_document_types_are_declared_by_their_owners():
     registry = dvlm.registry()
     assert {name: d.origin.plugin for name, d in registry.documents.items()} == {
         "train": "dvlm.train", "matrix": "dvlm.bench"}
+
+
+def test_a_plugin_declares_its_own_document_type_and_cannot_take_a_core_one():
+    from typing import Literal
+
+    from dvlm.core.errors import SpecError
+    from dvlm.core.plugins import add_plugin, remove_plugin
+    from dvlm.core.specs import Spec, parse_spec
+
+    class SweepSpec(Spec):
+        spec: Literal["sweep"] = "sweep"
+        trials: int
+
+    class Plugin:
+        @dvlm.hookimpl
+        def dvlm_document_types(self, register):
+            register("sweep", SweepSpec)
+
+    add_plugin(Plugin(), "sweeps")
+    try:
+        assert parse_spec({"spec": "sweep", "trials": 3}).trials == 3
+    finally:
+        remove_plugin("sweeps")
+
+    class Thief:
+        @dvlm.hookimpl
+        def dvlm_document_types(self, register):
+            register("model", SweepSpec)
+
+    add_plugin(Thief(), "thief")
+    try:
+        with pytest.raises(SpecError, match="document type 'model' is core's, but plugin 'thief'"):
+            parse_spec({"spec": "model"})
+    finally:
+        remove_plugin("thief")
