@@ -190,7 +190,9 @@ def generate(
     backbone = backbone_of(model)
     tokenizer = tokenizer if tokenizer is not None else tokenizer_of(model)
     params = resolve_sampler(sampler, overrides)
-    if prompt is not None and input_ids is None and hasattr(model, "prompt_batch"):  # dvlm.core.vlm.DiffusionVLM:
+    own_tokenizer = getattr(model, "tokenizer", None) is not None or tokenizer is None
+    if prompt is not None and input_ids is None and hasattr(model, "prompt_batch") and own_tokenizer:
+        # dvlm.core.vlm.DiffusionVLM (unless only the caller brings a tokenizer: then the text path below):
         # chat template, <image> placeholders, image features spliced into the prompt embeddings
         with torch.inference_mode():  # the vision forward happens here
             batch = model.prompt_batch(prompt, images, gen_length=getattr(params, "gen_length", 0), draft=draft,

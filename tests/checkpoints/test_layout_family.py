@@ -81,9 +81,9 @@ def test_sharded_export_matches_the_real_shard_naming(real_folder, tmp_path):
     assert len(files) > 1 and files[0] == f"model-00001-of-{len(files):05d}.safetensors"
 
 
-@pytest.mark.parametrize("layout", ["lavida-llada", "llada-v", "lavida-dream"])
+@pytest.mark.parametrize("layout", ["lavida-llada", "llada-v", "lavida-dream", "dvlm"])
 def test_multimodal_round_trip_through_its_published_layout(real_folder, tmp_path, layout):
-    model = load(real_folder(layout))
+    model = load(real_folder("llada-v" if layout == "dvlm" else layout))
     again = check_layout_round_trip(layout, model, tmp_path / "out")
     assert again.spec.image_layout == model.spec.image_layout and again.spec.vision_encoder == model.spec.vision_encoder
 
@@ -147,3 +147,21 @@ def test_inspect_reports_layout_dtype_token_sources_template_and_quirks(real_fol
     assert report["chat_template"] == {"kind": "tokenizer"}
     assert report["example_prompt"].startswith("<|startoftext|><|start_header_id|>user")
     assert any("torch_dtype" in quirk for quirk in report["quirks"])
+
+
+def test_inspect_a_multimodal_folder(real_folder):
+    report = json.loads(dvlm_cli("inspect", real_folder("llada-v"), "--json").stdout)
+    assert report["layout"] == "llada-v" and report["text_after_image"] == "llava_inference"
+    assert report["image_layout"]["kind"] == "anyres_max" and report["vision_encoder"]["kind"] == "siglip"
+    assert any("128000" in quirk for quirk in report["quirks"])
+    assert any("tokenizer_image_token" in quirk for quirk in report["quirks"])
+
+
+def test_serve_and_lmms_eval_load_a_text_folder_with_its_chat_template(real_folder):
+    from dvlm.eval.lmms_model import load_model
+    from dvlm.serve.app import load_demo
+
+    demo = load_demo(real_folder("dream"), sampler="dream")
+    assert demo.model.tokenizer is not None and demo.model.spec.chat_template.kind == "tokenizer"
+    model = load_model(str(real_folder("llada")), "cpu", None)
+    assert model.spec.chat_template.kind == "tokenizer" and model.dtype == torch.bfloat16

@@ -7,7 +7,7 @@ from typing import Any
 
 from dvlm.core.checkpoint_config import ConfigFile
 from dvlm.plugins.backbones.params import DreamParams
-from dvlm.plugins.checkpoint_layouts.text import TextFormat, _model_type
+from dvlm.plugins.checkpoint_layouts.text import TextFormat, model_type_of
 
 SPELLINGS = {"mask_token_id": "<|mask|>", "eos_token_id": "<|endoftext|>", "pad_token_id": "<|endoftext|>",
              "eot_token_id": "<|im_end|>", "bos_token_id": "<|beginoftext|>"}
@@ -42,7 +42,7 @@ def dream_config(p: DreamParams) -> dict[str, Any]:
 
 
 DREAM = TextFormat(
-    matches=lambda c: _model_type(c) == "dream", vocab_size=lambda c: c.require("vocab_size"), params=dream_params,
+    matches=lambda c: model_type_of(c) == "dream", vocab_size=lambda c: c.require("vocab_size"), params=dream_params,
     config=dream_config, key_in=lambda key: key.removeprefix("model."),
     key_out=lambda name: name if name == "lm_head.weight" else "model." + name, spellings=SPELLINGS,
     family_template="dream",

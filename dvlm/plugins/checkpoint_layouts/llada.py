@@ -9,7 +9,7 @@ from typing import Any
 
 from dvlm.core.checkpoint_config import ConfigFile
 from dvlm.plugins.backbones.params import LladaParams
-from dvlm.plugins.checkpoint_layouts.text import TextFormat, _model_type
+from dvlm.plugins.checkpoint_layouts.text import TextFormat, model_type_of
 
 SPELLINGS = {"mask_token_id": "<|mdm_mask|>", "eos_token_id": "<|endoftext|>", "pad_token_id": "<|endoftext|>",
              "eot_token_id": "<|eot_id|>", "bos_token_id": "<|startoftext|>"}
@@ -71,7 +71,7 @@ def olmo_key_out(name: str) -> str:
 
 
 OLMO = TextFormat(
-    matches=lambda c: _model_type(c) == "llada" and "d_model" in c, vocab_size=olmo_vocab, params=olmo_params,
+    matches=lambda c: model_type_of(c) == "llada" and "d_model" in c, vocab_size=olmo_vocab, params=olmo_params,
     config=olmo_config, key_in=olmo_key_in, key_out=olmo_key_out, spellings=SPELLINGS, family_template="llada",
 )
 
@@ -139,7 +139,7 @@ def llama_key_out(name: str) -> str:
 
 
 LLAMA = TextFormat(
-    matches=lambda c: _model_type(c) == "llada" and "hidden_size" in c, vocab_size=lambda c: c.require("vocab_size"),
+    matches=lambda c: model_type_of(c) == "llada" and "hidden_size" in c, vocab_size=lambda c: c.require("vocab_size"),
     params=llama_params, config=llama_config, key_in=llama_key_in, key_out=llama_key_out, spellings=SPELLINGS,
     family_template="llada",
 )

@@ -44,7 +44,7 @@ class TextFormat:
     """The dvlm chat template kind of the family (used by the LLaVA conversation of multimodal folders)."""
 
 
-def _model_type(config: dict[str, Any]) -> str:
+def model_type_of(config: dict[str, Any]) -> str:
     return str(config.get("model_type", "")).lower()
 
 
