@@ -166,3 +166,12 @@ def llava_tokenizer_image_token(prompt: str, tokenizer) -> list[int]:
     for x in separated:
         ids.extend(x[offset:])
     return ids
+
+
+def run_cli(*args):
+    """``dvlm ARGS`` in this process (typer's CliRunner): ``.exit_code``, ``.stdout``; errors as ``.exception``."""
+    from typer.testing import CliRunner
+
+    from dvlm.cli import app
+
+    return CliRunner().invoke(app, [str(arg) for arg in args])

@@ -17,7 +17,7 @@ from dvlm.core.errors import CheckpointError
 from dvlm.core.plugins import add_plugin, remove_plugin
 from dvlm.core.specs import ComponentParams
 from dvlm.testing import check_kind, check_layout_round_trip, parametrize_kinds
-from tests.checkpoints.conftest import REAL, TEXT
+from tests.checkpoints.conftest import REAL, TEXT, run_cli
 
 BUILTIN = ["dvlm", "llada", "llada-llama", "dream", "lavida-llada", "llada-v", "lavida-dream"]
 
@@ -48,9 +48,9 @@ def test_plugins_lists_every_layout_with_its_origin():
 @pytest.mark.parametrize("layout", list(TEXT))
 def test_convert_to_a_published_layout_writes_the_real_key_names_and_index(real_folder, tmp_path, layout):
     source = real_folder(layout)
-    assert dvlm_cli("convert", source, tmp_path / "dvlm").returncode == 0
-    result = dvlm_cli("convert", tmp_path / "dvlm", tmp_path / "published", "--to", layout)
-    assert result.returncode == 0, result.stderr
+    assert run_cli("convert", source, tmp_path / "dvlm").exit_code == 0
+    result = run_cli("convert", tmp_path / "dvlm", tmp_path / "published", "--to", layout)
+    assert result.exit_code == 0, result.output
     real = json.loads((REAL / TEXT[layout] / "model.safetensors.index.json").read_text())["weight_map"]
     written = json.loads((tmp_path / "published" / "model.safetensors.index.json").read_text())["weight_map"] if (
         tmp_path / "published" / "model.safetensors.index.json").is_file() else None
@@ -137,8 +137,8 @@ def test_hub_id_resolves_offline_from_the_cache(real_folder, tmp_path):
 
 
 def test_inspect_reports_layout_dtype_token_sources_template_and_quirks(real_folder):
-    result = dvlm_cli("inspect", real_folder("llada"), "--json")
-    assert result.returncode == 0, result.stderr
+    result = run_cli("inspect", real_folder("llada"), "--json")
+    assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["layout"] == "llada" and report["dtype"] == "bfloat16"
     assert report["dtype_source"] == "safetensors headers"  # LLaDA-8B's config has no torch_dtype
@@ -150,7 +150,7 @@ def test_inspect_reports_layout_dtype_token_sources_template_and_quirks(real_fol
 
 
 def test_inspect_a_multimodal_folder(real_folder):
-    report = json.loads(dvlm_cli("inspect", real_folder("llada-v"), "--json").stdout)
+    report = json.loads(run_cli("inspect", real_folder("llada-v"), "--json").stdout)
     assert report["layout"] == "llada-v" and report["text_after_image"] == "llava_inference"
     assert report["image_layout"]["kind"] == "anyres_max" and report["vision_encoder"]["kind"] == "siglip"
     assert any("128000" in quirk for quirk in report["quirks"])

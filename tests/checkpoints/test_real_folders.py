@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 
 import dvlm
-from tests.checkpoints.conftest import (REAL, TEXT, build_multimodal_folder, build_text_folder, chat_ids,
-                                        llava_tokenizer_image_token, reference_tokenizer)
+from tests.checkpoints.conftest import (TEXT, build_multimodal_folder, build_text_folder, chat_ids,
+                                        llava_tokenizer_image_token, reference_tokenizer, run_cli)
 
 FAST = ["gen_length=8", "steps=4", "block_length=8"]
 SYSTEM = ("You are a helpful language and vision assistant. You are able to understand the visual content that the "
@@ -116,9 +116,9 @@ def test_disagreeing_sources_warn_and_config_wins(tmp_path):
 @pytest.mark.parametrize("flag", [[], ["--raw"]])
 def test_cli_generate_uses_the_chat_template_unless_raw(real_folder, flag):
     folder = real_folder("llada")
-    result = dvlm_cli("generate", "--checkpoint", folder, "--prompt", "What is 2+2?", "--sampler", "llada-reference",
-                      "--set", "gen_length=8", "--set", "steps=4", "--set", "block_length=8", "--json", *flag)
-    assert result.returncode == 0, result.stderr
+    result = run_cli("generate", "--checkpoint", folder, "--prompt", "What is 2+2?", "--sampler", "llada-reference",
+                     "--set", "gen_length=8", "--set", "steps=4", "--set", "block_length=8", "--json", *flag)
+    assert result.exit_code == 0, result.output
     model = load(folder)
     expected = dvlm.generate(model, prompt="What is 2+2?", sampler="llada-reference", overrides=FAST, raw=bool(flag))
     assert json.loads(result.stdout)["token_ids"] == expected.token_ids.tolist()
@@ -184,8 +184,8 @@ def test_both_pinpoint_forms_give_the_same_model(tmp_path):
 @pytest.mark.parametrize("layout", ["llada", "dream", "lavida-dream"])
 def test_convert_keeps_tokenizer_dtype_logits_and_tokens(real_folder, tmp_path, layout):
     source = real_folder(layout)
-    result = dvlm_cli("convert", source, tmp_path / "out")
-    assert result.returncode == 0, result.stderr
+    result = run_cli("convert", source, tmp_path / "out")
+    assert result.exit_code == 0, result.output
     original, converted = load(source), load(tmp_path / "out")
     assert {p.dtype for p in converted.parameters()} == {torch.bfloat16}
     assert converted.spec.chat_template == original.spec.chat_template
@@ -201,8 +201,8 @@ def test_convert_keeps_tokenizer_dtype_logits_and_tokens(real_folder, tmp_path, 
 def test_dtype_override_on_load_and_in_the_cli(real_folder):
     model = load(real_folder("llada"), dtype="float32")
     assert {p.dtype for p in model.parameters()} == {torch.float32}
-    result = dvlm_cli("generate", "--checkpoint", real_folder("llada"), "--prompt", "Hi", "--dtype", "float16",
-                      "--set", "gen_length=8", "--set", "steps=4", "--set", "block_length=8", "--json")
-    assert result.returncode == 0, result.stderr
+    result = run_cli("generate", "--checkpoint", real_folder("llada"), "--prompt", "Hi", "--dtype", "float16",
+                     "--set", "gen_length=8", "--set", "steps=4", "--set", "block_length=8", "--json")
+    assert result.exit_code == 0, result.output
     bad = dvlm_cli("generate", "--checkpoint", real_folder("llada"), "--prompt", "Hi", "--dtype", "float8")
     assert bad.returncode == 1 and "unsupported dtype 'float8'" in bad.stderr and "Traceback" not in bad.stderr
