@@ -71,7 +71,7 @@ def measure(folder: str, how: str) -> None:
     dvlm.registry()
     from safetensors.torch import load_file
 
-    from dvlm.core.layouts import detect_layout
+    from dvlm.core.checkpoint import detect_layout
     from dvlm.core.safetensors_io import shard_files
 
     baseline = _status("VmRSS")
@@ -80,10 +80,11 @@ def measure(folder: str, how: str) -> None:
         model = dvlm.load_pretrained(folder)
         held = sum(p.numel() * p.element_size() for p in model.parameters())
     else:  # a naive loader: random-init model in the stored dtype, then copy each shard in
-        layout, config = detect_layout(Path(folder))
-        model = dvlm.registry().build("backbones", layout.params(config))
+        _, layout = detect_layout(Path(folder))
+        reading = layout.read(Path(folder))
+        model = dvlm.build(reading.spec)
         for file in shard_files(Path(folder)):
-            model.load_state_dict({layout.key(k): v for k, v in load_file(file).items()}, strict=False)
+            model.load_state_dict({reading.rename(k): v for k, v in load_file(file).items()}, strict=False)
         held = sum(p.numel() * p.element_size() for p in model.parameters())
     print(json.dumps({"baseline": baseline, "peak": _status("VmHWM"), "held": held}))
 

@@ -1,3 +1,3 @@
-from dvlm.core.cli import main
+from dvlm.cli import main
 
 main()

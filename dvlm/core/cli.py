@@ -1,5 +1,7 @@
-"""The ``dvlm`` command line. Subcommands import their heavy dependencies lazily, so that
-``dvlm --help`` stays fast and imports neither transformers, timm nor open_clip."""
+"""The core of the ``dvlm`` command line: ``plugins``, ``schema``, ``validate``, ``generate``, ``convert`` and
+``inspect``. ``dvlm/cli.py`` adds the commands of the packages core never imports (train, bench, data, serve)
+and is the console script. Subcommands import their heavy dependencies lazily, so that ``dvlm --help`` stays
+fast and imports neither transformers, timm nor open_clip."""
 
 from __future__ import annotations
 
@@ -12,13 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dvlm.bench.cli import bench_command
 from dvlm.core.convert_cli import convert_command
 from dvlm.core.errors import DvlmError
 from dvlm.core.generate_cli import generate_command
-from dvlm.data.synth_cli import data_app
-from dvlm.serve.cli import serve_command
-from dvlm.train.cli import train_command
+from dvlm.core.inspect_cli import inspect_command
 
 app = typer.Typer(
     name="dvlm",
@@ -88,20 +87,13 @@ def validate_command(
 
 app.command("generate")(generate_command)
 app.command("convert")(convert_command)
-app.command("train")(train_command)
-app.add_typer(data_app, name="data")
-app.command("bench")(bench_command)
-app.command("serve")(serve_command)
+app.command("inspect")(inspect_command)
 
 
-def main() -> None:
-    """Console-script entry point: user errors print one message, no traceback."""
+def run_app(typer_app: typer.Typer) -> None:
+    """Run a command-line app: user errors print one message, no traceback."""
     try:
-        app()
+        typer_app()
     except DvlmError as err:
         errors.print(f"[bold red]error:[/bold red] {err}", highlight=False, soft_wrap=True)
         sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,9 +1,10 @@
-"""``dvlm convert SRC DST``: any supported checkpoint folder -> a dvlm checkpoint.
+"""``dvlm convert SRC DST [--to LAYOUT]``: any supported checkpoint folder -> a dvlm checkpoint, or into a
+published layout (train with dvlm, publish as a LaViDa or LLaDA-V folder).
 
-The source is read with ``dvlm.load_pretrained`` (LLaDA, LLaDA-V, Dream, LaViDa-LLaDA, LaViDa-Dream or a dvlm
-folder); the destination gets ``spec.json`` + ``model.safetensors`` (+ the tokenizer files), which
-``load_pretrained`` reloads to the same model. Wired into the CLI with
-``app.command("convert")(convert_command)`` in ``dvlm/core/cli.py``.
+The source is read with ``dvlm.load_pretrained`` (any registered checkpoint layout, or a hub id) in its stored
+dtype (``--dtype`` to change it); the destination is written by the registered layout ``--to`` (default
+``dvlm``: ``spec.json`` + ``model.safetensors`` + the tokenizer files), which ``load_pretrained`` reloads to the
+same model. Wired into the CLI with ``app.command("convert")(convert_command)`` in ``dvlm/core/cli.py``.
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ from dvlm.core.errors import CheckpointError
 
 
 def convert_command(
-    source: Annotated[Path, typer.Argument(help="Checkpoint folder to read (any supported layout).")],
-    destination: Annotated[Path, typer.Argument(help="Folder to write the dvlm checkpoint into.")],
+    source: Annotated[str, typer.Argument(help="Checkpoint folder (any supported layout) or hub id to read.")],
+    destination: Annotated[Path, typer.Argument(help="Folder to write into.")],
+    to: Annotated[str, typer.Option("--to", help="Checkpoint layout to write (see `dvlm plugins`).")] = "dvlm",
     dtype: Annotated[Optional[str], typer.Option("--dtype", help="float32, bfloat16 or float16 (default: as stored).")] = None,
 ) -> None:
-    """Convert a checkpoint folder into a dvlm checkpoint (spec.json + model.safetensors + tokenizer)."""
-    from dvlm.core.checkpoint import load_pretrained, save_pretrained
+    """Convert a checkpoint folder into a dvlm checkpoint, or into another registered checkpoint layout."""
+    from dvlm.core.checkpoint import get_layout, load_pretrained
 
-    source, destination = Path(source), Path(destination)
-    if destination.resolve() == source.resolve():
+    destination = Path(destination)
+    if destination.resolve() == Path(source).resolve():
         raise CheckpointError(f"{destination}: the destination must differ from the source folder")
+    layout = get_layout(to)  # an unknown layout fails before anything loads
     model = load_pretrained(source, dtype=dtype)
-    save_pretrained(model, destination)
-    typer.echo(f"wrote {destination} ({sum(p.numel() for p in model.parameters()):,} parameters)")
+    layout.write(model, destination)
+    typer.echo(f"wrote {destination} as '{to}' ({sum(p.numel() for p in model.parameters()):,} parameters)")

@@ -26,7 +26,7 @@ def parse_input_ids(text: str) -> list[list[int]]:
 
 
 def generate_command(
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Checkpoint folder (any supported layout).")],
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="Checkpoint folder (any supported layout) or hub id.")],
     prompt: Annotated[Optional[str], typer.Option("--prompt", help="Prompt text (needs tokenizer files).")] = None,
     image: Annotated[
         Optional[List[Path]], typer.Option("--image", help="Image file(s) for a vision-language model.")] = None,
@@ -37,28 +37,29 @@ def generate_command(
         Optional[List[str]], typer.Option("--set", help="Override a sampler field: key=value (repeatable).")] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print token ids, text, NFE and tokens per forward as JSON.")] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="Tokenise --prompt as given, without the chat template.")] = False,
+    dtype: Annotated[
+        Optional[str], typer.Option("--dtype", help="float32, bfloat16 or float16 (default: as stored).")] = None,
+    text_after_image: Annotated[Optional[str], typer.Option(
+        "--text-after-image", help="keep | llava_inference: the \\n after <image> (default: the layout's).")] = None,
 ) -> None:
     """Generate an answer with a diffusion sampler."""
     import dvlm
     from dvlm.core.generation import generate
     from dvlm.core.sampler_specs import resolve_sampler
-    from dvlm.core.tokenizer import has_tokenizer, load_tokenizer
 
     if (prompt is None) == (input_ids is None):
         raise SamplerError("pass exactly one of --prompt TEXT or --input-ids 1,2,3")
     params = resolve_sampler(sampler, set_ or [])  # spec mistakes surface before the model loads
-    model = dvlm.load_pretrained(checkpoint)
-    tokenizer = getattr(model, "tokenizer", None)  # a vision-language model carries its own
-    if tokenizer is None and has_tokenizer(checkpoint):
-        tokenizer = load_tokenizer(checkpoint)
-    if prompt is not None and tokenizer is None:
+    model = dvlm.load_pretrained(checkpoint, dtype=dtype, text_after_image=text_after_image)
+    if prompt is not None and model.tokenizer is None:  # a folder's own tokenizer comes with its chat template
         raise SamplerError(
             f"{checkpoint} has no tokenizer files (tokenizer.json, tokenizer_config.json, ...), so --prompt cannot be "
             "encoded; pass --input-ids or add the tokenizer files to the folder"
         )
     result = generate(
         model, parse_input_ids(input_ids) if input_ids is not None else None, prompt=prompt,
-        images=image or None, sampler=params, tokenizer=tokenizer,
+        images=image or None, sampler=params, raw=raw,
     )
     if json_out:
         print(json.dumps({

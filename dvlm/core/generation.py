@@ -175,23 +175,28 @@ def generate(
     on_step: Callable[[StepEvent], None] | None = None,
     trace: bool = False,
     tokenizer: Any = None,
+    raw: bool = False,
 ) -> GenerationResult:
     """Generate answers with a diffusion sampler.
 
     ``input_ids``: ``[B, P]`` tensor (left-padded, with ``attention_mask``) or a list of ragged id lists;
     ``prompt``: text (needs a tokenizer attached to the model); ``draft``: an infill draft for the answer;
     ``sampler``: preset name, spec file, dict or params; ``overrides``: ``["steps=16", "cache=prefix"]``;
-    ``tokenizer``: encodes ``prompt`` and decodes ``text`` (default: ``model.tokenizer`` if any).
+    ``tokenizer``: encodes ``prompt`` and decodes ``text`` (default: ``model.tokenizer`` if any);
+    ``raw``: tokenise ``prompt`` as given, without the model's chat template.
     """
     from dvlm.core.sampler_specs import resolve_sampler
 
     backbone = backbone_of(model)
     tokenizer = tokenizer if tokenizer is not None else tokenizer_of(model)
     params = resolve_sampler(sampler, overrides)
-    if prompt is not None and input_ids is None and hasattr(model, "prompt_batch"):  # dvlm.core.vlm.DiffusionVLM:
+    own_tokenizer = getattr(model, "tokenizer", None) is not None or tokenizer is None
+    if prompt is not None and input_ids is None and hasattr(model, "prompt_batch") and own_tokenizer:
+        # dvlm.core.vlm.DiffusionVLM (unless only the caller brings a tokenizer: then the text path below):
         # chat template, <image> placeholders, image features spliced into the prompt embeddings
         with torch.inference_mode():  # the vision forward happens here
-            batch = model.prompt_batch(prompt, images, gen_length=getattr(params, "gen_length", 0), draft=draft)
+            batch = model.prompt_batch(prompt, images, gen_length=getattr(params, "gen_length", 0), draft=draft,
+                                       raw=raw)
         return run_sampler(backbone, batch, params, tokenizer=tokenizer, generator=generator, on_step=on_step,
                            trace=trace)
     if images:

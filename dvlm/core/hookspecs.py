@@ -160,3 +160,31 @@ def dvlm_register_tasks(register):
     :param register: ``register(kind, factory, params, aliases=())``.
     :since: 0.1.0
     """
+
+
+@hookspec
+def dvlm_register_checkpoint_layouts(register):
+    """Register checkpoint layouts: published folder formats that dvlm reads and writes (LLaDA, Dream, LaViDa,
+    LLaDA-V, dvlm's own).
+
+    Factory: ``factory(params) -> CheckpointLayout`` (``dvlm.core.interfaces.CheckpointLayout``):
+    ``detect(folder) -> bool`` (from the folder's ``config.json``; exactly one layout may claim a folder),
+    ``read(folder) -> CheckpointReading`` (model spec, tensor renaming, tokenizer, special-token sources, quirks)
+    and ``write(model, folder)`` (a dvlm model back into the published layout: config, key names, shard index).
+
+    :param register: ``register(kind, factory, params, aliases=())``.
+    :since: 0.2.0
+    """
+
+
+@hookspec
+def dvlm_document_types(register):
+    """Declare top-level spec document types (the ``spec:`` key of a file): ``train``, ``matrix``, ...
+
+    Not a component family: the module that owns a document type declares it here, so that ``dvlm/core``
+    never imports it. ``register(name, spec_type)`` takes the name and the type to validate with (a class, or a
+    lazy ``"package.module:attribute"`` string, resolved when a document of that type is first parsed).
+
+    :param register: ``register(name, spec_type)``.
+    :since: 0.2.0
+    """

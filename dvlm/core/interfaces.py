@@ -11,7 +11,8 @@ no base class is required. Shape legend used throughout dvlm:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Protocol, runtime_checkable
 
 import torch
 
@@ -134,7 +135,10 @@ class ChatTemplate(Protocol):
 
     end_of_turn: str
 
-    def render(self, conversation: Any, *, bos_token: str | None = None, add_generation_prompt: bool = True) -> str: ...
+    def render(self, conversation: Any, *, bos_token: str | None = None, add_generation_prompt: bool = True,
+               tokenizer: Any = None) -> str:
+        """``tokenizer``: the model's tokenizer, for templates that render its own ``chat_template``."""
+        ...
 
 
 @runtime_checkable
@@ -197,3 +201,44 @@ class Task(Protocol):
 
     def score(self, predictions: list[str], samples: list[EvalSample]) -> dict[str, list[float]]:
         """Per-sample scores of each metric (the metric is their mean), in the order of ``samples``."""
+
+
+@dataclass(frozen=True)
+class CheckpointReading:
+    """What a checkpoint layout reads from a folder: everything ``load_pretrained`` needs besides the tensors."""
+
+    spec: Any
+    """The ``ModelSpec`` to build (backbone, vision parts, chat template; dtype = the stored one)."""
+    rename: Callable[[str], str]
+    """Stored tensor name -> the model's parameter name; a name the model does not have is an error unless
+    ``unused`` says it is dropped on purpose."""
+    unused: Callable[[str], bool] = lambda target: False
+    """Renamed tensors the model may lack on purpose (a vision tower's head, its layers after the selected one)."""
+    tokenizer: Any = None
+    """The folder's tokenizer (None when the folder has no tokenizer files)."""
+    dtype_source: str = ""
+    """Where the stored dtype came from (``config.json torch_dtype``, ``safetensors headers``)."""
+    special_token_sources: Mapping[str, str] = field(default_factory=dict)
+    """Role (``bos_token_id``, ...) -> the file and field its id came from."""
+    quirks: tuple[str, ...] = ()
+    """The folder's quirks this layout handled, in words (for ``dvlm inspect``)."""
+
+
+@runtime_checkable
+class CheckpointLayout(Protocol):
+    """A published checkpoint folder format, read and written (``dvlm/plugins/checkpoint_layouts``).
+
+    ``detect(folder)``: whether the folder is in this layout (from its ``config.json`` / ``spec.json``); at most
+    one registered layout may claim a folder. ``read(folder) -> CheckpointReading``. ``write(model, folder)``:
+    the model (a ``DiffusionVLM``) as a folder of this layout: config, tensors under the published key names
+    with the shard index, tokenizer files; ``read`` of the result gives the same model.
+    """
+
+    name: str
+    summary: str
+
+    def detect(self, folder: Path) -> bool: ...
+
+    def read(self, folder: Path) -> CheckpointReading: ...
+
+    def write(self, model: Any, folder: Path, max_shard_bytes: int = 4 << 30) -> None: ...

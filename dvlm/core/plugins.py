@@ -22,26 +22,32 @@ import pkgutil
 import threading
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import pluggy
 
 from dvlm.core import hookspecs
-from dvlm.core.registry import FAMILIES, HOOK_PREFIX, Entry, Origin, Registry
+from dvlm.core.registry import FAMILIES, HOOK_PREFIX, DocumentType, Entry, Origin, Registry
 
 ENTRY_POINT_GROUP = "dvlm"
 
 
 
 def builtin_plugin_modules() -> dict[str, str]:
-    """Built-in plugins: every sub-package of ``dvlm.plugins`` -> ``{"dvlm.<name>": module}``."""
-    import dvlm.plugins
-
-    return {
+    """Built-in plugins, found on disk without importing them: every sub-package of ``dvlm/plugins``
+    (``{"dvlm.<name>": "dvlm.plugins.<name>"}``), and the ``hooks`` module of every other dvlm package that has one
+    (``{"dvlm.<package>": "dvlm.<package>.hooks"}``: e.g. training declares its ``train`` document type)."""
+    root = Path(__file__).resolve().parents[1]  # the dvlm package
+    modules = {
         f"dvlm.{info.name}": f"dvlm.plugins.{info.name}"
-        for info in pkgutil.iter_modules(dvlm.plugins.__path__)
+        for info in pkgutil.iter_modules([str(root / "plugins")])
         if info.ispkg and not info.name.startswith("_")
     }
+    for info in pkgutil.iter_modules([str(root)]):
+        if info.ispkg and info.name not in ("core", "plugins") and (root / info.name / "hooks.py").is_file():
+            modules[f"dvlm.{info.name}"] = f"dvlm.{info.name}.hooks"
+    return modules
 
 
 @dataclass(frozen=True)
@@ -109,14 +115,25 @@ def _register_plugin(pm: pluggy.PluginManager, registry: Registry, candidate: Ca
                     staged.append(Entry(_f, kind, factory, params, candidate.origin, tuple(aliases)))
 
                 impl.function(**{arg: register for arg in impl.argnames})  # `register` is the only argument
+        documents: list[DocumentType] = []
+        for impl in pm.hook.dvlm_document_types.get_hookimpls():
+            if impl.plugin is module:
+                impl.function(register=lambda name, spec_type: documents.append(
+                    DocumentType(name, spec_type, candidate.origin)))
         committed: list[Entry] = []
+        declared: list[str] = []
         try:
             for entry in staged:
                 registry.add(entry)
                 committed.append(entry)
+            for document in documents:
+                registry.add_document(document)
+                declared.append(document.name)
         except Exception:
             for entry in committed:
                 registry.remove(entry)
+            for name in declared:
+                registry.documents.pop(name)
             raise
     except Exception:
         pm.unregister(module, name=candidate.name)
@@ -189,6 +206,9 @@ def remove_plugin(name: str) -> None:
     for entry in registry.entries():
         if entry.origin.plugin == name:
             registry.remove(entry)
+    for document in list(registry.documents.values()):
+        if document.origin.plugin == name:
+            registry.documents.pop(document.name)
     registry.plugins.pop(name, None)
     from dvlm.core.specs import rebuild_params_models
 

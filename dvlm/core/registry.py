@@ -38,6 +38,19 @@ class Origin:
 
 
 @dataclass
+class DocumentType:
+    """A top-level document type (``spec: <name>``) declared through the ``dvlm_document_types`` hook."""
+
+    name: str
+    type_ref: Any
+    """The type to validate with, or a lazy ``"module:attribute"`` reference to it."""
+    origin: Origin
+
+    def resolve(self) -> Any:
+        return resolve_reference(self.type_ref)
+
+
+@dataclass
 class Entry:
     """One registered kind. ``factory`` is resolved from its lazy reference on first use."""
 
@@ -94,6 +107,8 @@ class Registry:
         self.failures: dict[str, str] = {}
         #: plugins that loaded: name -> Origin
         self.plugins: dict[str, Origin] = {}
+        #: top-level document types: name -> DocumentType
+        self.documents: dict[str, DocumentType] = {}
 
     # -- writing ---------------------------------------------------------------------------
     def add(self, entry: Entry) -> None:
@@ -111,6 +126,14 @@ class Registry:
         self._entries[entry.family][entry.kind] = entry
         for alias in entry.aliases:
             self._aliases[entry.family][alias] = entry.kind
+
+    def add_document(self, document: DocumentType) -> None:
+        """Declare a document type; a name declared twice is an error naming both origins."""
+        holder = self.documents.get(document.name)
+        if holder is not None:
+            raise RegistryError(f"document type '{document.name}' is declared twice: by {holder.origin} and by "
+                                f"{document.origin}. Uninstall one of them or disable it with DVLM_DISABLE_PLUGINS.")
+        self.documents[document.name] = document
 
     def remove(self, entry: Entry) -> None:
         """Undo ``add`` (used to roll back a plugin whose registration failed half-way)."""

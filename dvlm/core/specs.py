@@ -144,6 +144,11 @@ class ModelSpec(Spec):
     """Formats a conversation into the prompt text; None tokenises the prompt text as given."""
     tokenizer: str | None = non_semantic(None)
     """Folder of the tokenizer files (read with transformers' AutoTokenizer); needed for text prompts."""
+    text_after_image: Literal["keep", "llava_inference"] = "keep"
+    """The text right after each ``<image>``: ``keep`` every token (what training sees), or
+    ``llava_inference``: as LLaVA's ``tokenizer_image_token`` at inference, which drops the first token after each
+    image (the ``\\n``) when the prompt starts with BOS. Published LaViDa / LLaDA-V folders load with
+    ``llava_inference``, the behaviour their published scores were measured with."""
     truncation: Literal["error", "left", "right"] = "error"
     """Prompt (text + image tokens) plus answer longer than the backbone's context: ``error`` (default),
     ``right`` keeps the start like LLaVA's truncation (which can cut the generation prompt), ``left`` keeps
@@ -164,11 +169,17 @@ class ModelSpec(Spec):
 
 
 def top_level_types() -> dict[str, Any]:
-    """Document type (the ``spec:`` key of a file) -> the type it validates as."""
-    from dvlm.bench.spec import MatrixSpec  # imported here: both build on this module
-    from dvlm.train.spec import TrainSpec
+    """Document type (the ``spec:`` key of a file) -> the type it validates as: ``model`` and ``sampler`` are
+    core's; the others (``train``, ``matrix``, a plugin's own) are declared by the modules that own them through
+    the ``dvlm_document_types`` hook, so core imports none of them."""
+    from dvlm.core.plugins import get_registry
 
-    return {"model": ModelSpec, "sampler": Family["samplers"], "train": TrainSpec, "matrix": MatrixSpec}
+    core = {"model": ModelSpec, "sampler": Family["samplers"]}
+    documents = get_registry().documents
+    for name in core.keys() & documents.keys():
+        raise SpecError(f"document type '{name}' is core's, but {documents[name].origin} declares it too; "
+                        f"rename the plugin's document type or disable the plugin with DVLM_DISABLE_PLUGINS")
+    return {**core, **{name: document.resolve() for name, document in documents.items()}}
 
 
 # -- loading and errors ----------------------------------------------------------------------

@@ -94,18 +94,18 @@ class DiffusionVLM(nn.Module):
     """
 
     def __init__(self, spec: ModelSpec, backbone: nn.Module, vision: nn.Module | None = None,
-                 projector: nn.Module | None = None, layout: Any = None, chat_template: Any = None,
+                 projector: nn.Module | None = None, image_layout: Any = None, chat_template: Any = None,
                  tokenizer: Any = None) -> None:
         super().__init__()
         self.spec = spec
         self.backbone = backbone
         self.vision = vision
         self.projector = projector
-        self.layout = layout
+        self.image_layout = image_layout
         self.chat_template = chat_template
         self.tokenizer = tokenizer
         self.image_newline = None
-        if layout is not None and layout.uses_newline:
+        if image_layout is not None and image_layout.uses_newline:
             width = backbone.hidden_size  # LLaVA: randn(D) / sqrt(D)
             self.image_newline = nn.Parameter(torch.randn(width, dtype=self.dtype) / math.sqrt(width))
 
@@ -131,29 +131,35 @@ class DiffusionVLM(nn.Module):
 
     def count_image_tokens(self, image: Any) -> int:
         """Tokens a loaded image becomes (from its size alone: nothing runs)."""
-        return self.layout.num_tokens(image.size, self.vision.image_size, self.vision.grid_size)
+        return self.image_layout.num_tokens(image.size, self.vision.image_size, self.vision.grid_size)
 
     def encode_images(self, images: Sequence[Any]) -> list[torch.Tensor]:
         """Loaded images -> their token sequences ``[T_i, D]``, with one vision forward for all their views."""
         if not images:
             return []
-        views, grids = zip(*(self.layout.views(image, self.vision.preprocess) for image in images))
+        views, grids = zip(*(self.image_layout.views(image, self.vision.preprocess) for image in images))
         pixels = torch.cat(views).to(self.device)  # [N, 3, S, S]
         features = self.vision(pixels)  # [N, g*g, C]
         projected = self.projector(features.to(self.dtype))  # [N, g*g, D]
         tokens, start = [], 0
         for view, grid in zip(views, grids):
-            tokens.append(self.layout.merge(projected[start : start + len(view)], grid, self.image_newline))
+            tokens.append(self.image_layout.merge(projected[start : start + len(view)], grid, self.image_newline))
             start += len(view)
         return tokens
 
     # -- prompts ---------------------------------------------------------------------------------------
-    def render(self, conversation: Any) -> str:
-        """The prompt text: the chat template applied, or the text itself without a template."""
-        if self.chat_template is not None:
-            return self.chat_template.render(conversation, bos_token=getattr(self.tokenizer, "bos_token", None))
+    @staticmethod
+    def render_with(template: Any, tokenizer: Any, conversation: Any) -> str:
+        """A conversation rendered by ``template`` for ``tokenizer`` (its BOS text; its own chat_template)."""
+        return template.render(conversation, bos_token=getattr(tokenizer, "bos_token", None), tokenizer=tokenizer)
+
+    def render(self, conversation: Any, raw: bool = False) -> str:
+        """The prompt text: the chat template applied, or the text itself (``raw``, or without a template)."""
+        if self.chat_template is not None and not raw:
+            return self.render_with(self.chat_template, self.tokenizer, conversation)
         if not isinstance(conversation, str):
-            raise PromptError("this model has no chat_template, so prompt= must be plain text, not messages")
+            raise PromptError("prompt= must be plain text, not messages, when no chat template applies (raw=True, "
+                              "or a model without chat_template)")
         return conversation
 
     def _fit(self, rows: list[list[Any]], gen_length: int) -> None:
@@ -177,18 +183,20 @@ class DiffusionVLM(nn.Module):
                 )
 
     def prompt_batch(self, prompt: Any, images: Any = None, *, gen_length: int = 0,
-                     draft: torch.Tensor | Sequence[int] | None = None) -> PromptBatch:
+                     draft: torch.Tensor | Sequence[int] | None = None, raw: bool = False) -> PromptBatch:
         """Conversation(s) and images -> the sampler's ``PromptBatch`` (ids, left padding, spliced embeddings).
 
         ``prompt``: a string, a message list, or a list of those (a batch); ``images``: for one prompt a list
-        of images, for a batch one list per prompt. ``gen_length`` counts against the backbone's context."""
+        of images, for a batch one list per prompt. ``gen_length`` counts against the backbone's context.
+        ``raw``: tokenise the prompt text as given (no chat template)."""
         if self.tokenizer is None:
             raise PromptError("this model has no tokenizer, so prompt= text cannot be encoded; set `tokenizer:` "
                               "in the model spec (a folder with tokenizer files) or pass input_ids=")
         rows, loaded = [], []
         for b, (conversation, row_images) in enumerate(_conversations(prompt, images)):
             row_loaded = self.load_images(row_images)
-            chunks = split_on_images(self.tokenizer, self.render(_with_placeholders(conversation, len(row_loaded), b)))
+            text = self.render(_with_placeholders(conversation, len(row_loaded), b), raw)
+            chunks = split_on_images(self.tokenizer, text, self.spec.text_after_image)
             pieces: list[Any] = [chunks[0]]
             for image, chunk in zip(row_loaded, chunks[1:]):
                 pieces += [self.count_image_tokens(image), chunk]
@@ -254,16 +262,16 @@ def _as_spec(spec: ModelSpec | Mapping[str, Any] | str | Path) -> ModelSpec:
 def assemble(spec: ModelSpec, backbone: nn.Module, tokenizer: Any = None) -> DiffusionVLM:
     """Everything around an already built backbone (used by ``build`` and by checkpoint loading)."""
     registry = get_registry()
-    vision = projector = layout = template = None
+    vision = projector = image_layout = template = None
     if spec.vision_encoder is not None:
         vision = registry.build("vision_encoders", spec.vision_encoder)
         projector = registry.build("projectors", spec.projector, vision.feature_dim, backbone.hidden_size)
-        layout = registry.build("image_layouts", spec.image_layout)
+        image_layout = registry.build("image_layouts", spec.image_layout)
     if spec.chat_template is not None:
         template = registry.build("chat_templates", spec.chat_template)
     if tokenizer is None and spec.tokenizer is not None:
         tokenizer = load_tokenizer(spec.tokenizer)
-    model = DiffusionVLM(spec, backbone, vision, projector, layout, template, tokenizer)
+    model = DiffusionVLM(spec, backbone, vision, projector, image_layout, template, tokenizer)
     if projector is not None:
         projector.to(device=model.device, dtype=model.dtype)
     return model

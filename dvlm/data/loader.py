@@ -30,14 +30,14 @@ from dvlm.train.determinism import python_rng
 
 @dataclass(frozen=True)
 class ImageTokens:
-    """How many feature tokens an image becomes, from its size (the model's layout and view size)."""
+    """How many feature tokens an image becomes, from its size (the model's image layout and view size)."""
 
-    layout: Any
+    image_layout: Any
     view_size: int
     grid_size: int
 
     def __call__(self, image: Any) -> int:
-        return self.layout.num_tokens(image.size, self.view_size, self.grid_size)
+        return self.image_layout.num_tokens(image.size, self.view_size, self.grid_size)
 
 
 def estimated_length(record: Record) -> int:

@@ -73,16 +73,10 @@ _PENDING_SUMMARY: dict[str, Any] | None = None
 
 
 def load_model(pretrained: str, device: str, dtype: str | None):
-    """A checkpoint as a ``DiffusionVLM`` (a backbone-only folder gets its tokenizer and no chat template)."""
+    """A checkpoint folder or hub id as a ``DiffusionVLM`` with the folder's tokenizer and chat template."""
     import dvlm
-    from dvlm.core.specs import ModelSpec
-    from dvlm.core.tokenizer import load_tokenizer
-    from dvlm.core.vlm import assemble
 
-    model = dvlm.load_pretrained(pretrained, dtype=dtype, device=device)
-    if not hasattr(model, "prompt_batch"):
-        model = assemble(ModelSpec(backbone=model.params), model, load_tokenizer(pretrained))
-    return model.eval()
+    return dvlm.load_pretrained(pretrained, dtype=dtype, device=device).eval()
 
 
 def process_placement(device: str, dtype: str) -> Placement:

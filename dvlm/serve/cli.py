@@ -1,6 +1,6 @@
 """``dvlm serve --checkpoint DIR``: the denoising view (``dvlm/serve/app.py``) on a local port.
 
-Wired into the CLI with ``app.command("serve")(serve_command)`` in ``dvlm/core/cli.py``; the web stack is
+Wired into the CLI with ``app.command("serve")(serve_command)`` in ``dvlm/cli.py``; the web stack is
 imported only when the command runs.
 """
 

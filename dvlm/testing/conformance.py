@@ -8,7 +8,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from dvlm.core.plugins import get_registry
 from dvlm.core.specs import ComponentParams, Family, spec_hash
-from dvlm.testing import masking, samplers, vision
+from dvlm.testing import checkpoints, masking, samplers, vision
 
 
 def kinds_to_check(distribution: str | None = None, families: tuple[str, ...] | None = None) -> list[tuple[str, str]]:
@@ -95,6 +95,7 @@ FAMILY_CHECKS: dict[str, Callable[[Any], None]] = {
     "confidence_measures": samplers.check_confidence_measure,
     "cache_policies": samplers.check_cache_policy,
     "masking_strategies": masking.check_masking_strategy,
+    "checkpoint_layouts": checkpoints.check_checkpoint_layout,
 }
 #: family -> extra factory arguments after the params (a projector is built as ``factory(params, in, out)``).
 FACTORY_ARGS: dict[str, tuple[Any, ...]] = {"projectors": vision.PROJECTOR_DIMS}

@@ -61,14 +61,28 @@ def check_image_layout(layout: Any) -> None:
     assert isinstance(layout.uses_newline, bool)
 
 
+def _tokenizer_with_chat_template() -> Any:
+    """A tiny tokenizer carrying a ChatML ``chat_template``, for templates that render the tokenizer's own."""
+    from transformers import PreTrainedTokenizerFast
+
+    from dvlm.core.tiny_tokenizer import UNK, build_tiny_tokenizer
+
+    chatml = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+              "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    tokens = {"<|im_start|>": 128, "<|im_end|>": 129, UNK: 130}
+    return PreTrainedTokenizerFast(tokenizer_object=build_tiny_tokenizer(tokens), chat_template=chatml)
+
+
 def check_chat_template(template: Any) -> None:
     """A string or a message list renders to a string that keeps the ``<image>`` placeholder and the text."""
     from dvlm.core.interfaces import ChatTemplate
 
     assert isinstance(template, ChatTemplate), "missing ChatTemplate attributes (dvlm.core.interfaces)"
-    one = template.render("<image>\nWhat is it?")
+    tokenizer = _tokenizer_with_chat_template()
+    one = template.render("<image>\nWhat is it?", tokenizer=tokenizer)
     many = template.render([{"role": "user", "content": "<image>\nWhat is it?"},
-                            {"role": "assistant", "content": "A cat."}, {"role": "user", "content": "Sure?"}])
+                            {"role": "assistant", "content": "A cat."}, {"role": "user", "content": "Sure?"}],
+                           tokenizer=tokenizer)
     for text in (one, many):
         assert isinstance(text, str) and text.count("<image>") == 1 and "What is it?" in text
     assert "A cat." in many and "Sure?" in many

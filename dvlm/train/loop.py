@@ -156,7 +156,7 @@ class Trainer:
             self.records, self.encoder, seed=spec.seed, micro_size=spec.micro_batch_size,
             global_size=spec.global_batch_size, eos_id=self.special.eos_id, extra_padding=spec.data.extra_padding,
             group_by_length=spec.data.group_by_length, max_length=spec.data.max_length,
-            image_tokens=ImageTokens(self.vlm.layout, vision.image_size, vision.grid_size) if vision else None,
+            image_tokens=ImageTokens(self.vlm.image_layout, vision.image_size, vision.grid_size) if vision else None,
             max_image_pixels=self.vlm.spec.max_image_pixels if vision else None)
 
     def _distribute(self, bf16: bool) -> None:

@@ -132,19 +132,15 @@ def memory_plan(spec: TrainSpec, world_size: int | None = None) -> MemoryPlan:
 
 def planned_model_spec(spec: TrainSpec):
     """The model spec a run of ``spec`` builds: ``model``, with the backbone of ``init_from`` when that is
-    a backbone-only checkpoint folder (architecture read from its config file, no weights)."""
-    from dvlm.core.layouts import detect_layout
-    from dvlm.core.specs import ModelSpec
+    a backbone-only checkpoint folder (architecture read by its checkpoint layout, no weights)."""
+    from dvlm.core.checkpoint import detect_layout
 
     if spec.init_from is not None:
-        folder = Path(spec.init_from)
-        if (folder / "spec.json").is_file() and spec.model is None:
-            from dvlm.core.specs import parse_spec, read_document
-
-            return parse_spec(read_document(folder / "spec.json"), as_type="model")
-        layout, config = detect_layout(folder)
-        backbone = layout.params(config)
-        return spec.model.model_copy(update={"backbone": backbone}) if spec.model else ModelSpec(backbone=backbone)
+        _, layout = detect_layout(Path(spec.init_from))
+        stored = layout.read(Path(spec.init_from)).spec
+        if spec.model is None:
+            return stored
+        return spec.model.model_copy(update={"backbone": stored.backbone})
     if spec.model is None:
         raise SpecError("--plan needs `model` or `init_from`")
     return spec.model

@@ -19,20 +19,18 @@ def build_model(spec: TrainSpec, processes: distributed.Processes) -> nn.Module:
     """A ``DiffusionVLM`` with random weights from ``spec.model`` or loaded from ``spec.init_from``, with
     the chat template and tokenizer the run trains with attached (so that generation formats prompts the
     way training did)."""
-    from dvlm.core.specs import ModelSpec
     from dvlm.core.vlm import assemble, build
 
     if spec.init_from is not None:
         from dvlm.core.checkpoint import load_pretrained
 
         model = load_pretrained(spec.init_from, dtype="float32")
-        if not hasattr(model, "backbone"):  # a published backbone-only checkpoint: `model` gives the rest
-            around = ModelSpec(backbone=model.params) if spec.model is None else \
-                spec.model.model_copy(update={"backbone": model.params})
-            model = assemble(around, model)
-        elif spec.model is not None:
-            raise SpecError(f"init_from {spec.init_from} is a whole vision-language checkpoint: drop `model`, "
-                            f"or start from a backbone-only checkpoint")
+        if spec.model is not None:  # a backbone checkpoint with the spec's vision parts around it (stage 1)
+            if model.vision is not None:
+                raise SpecError(f"init_from {spec.init_from} is a whole vision-language checkpoint: drop `model`, "
+                                f"or start from a backbone-only checkpoint")
+            around = spec.model.model_copy(update={"backbone": model.backbone.params})
+            model = assemble(around, model.backbone, tokenizer=model.tokenizer)
     else:
         model = build(spec.model)
     if spec.chat_template is not None:

@@ -60,11 +60,11 @@ def test_loaded_model_has_no_meta_tensors_and_chosen_dtype():
     model = dvlm.load_pretrained(FIXTURES / "llada_tiny", dtype="bfloat16")
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     assert not any(p.is_meta for p in model.parameters())
-    assert model.params.dtype == "bfloat16"
+    assert model.backbone.params.dtype == "bfloat16"
     fp16 = dvlm.load_pretrained(FIXTURES / "dream_tiny", dtype=torch.float16)
     assert {p.dtype for p in fp16.parameters()} == {torch.float16}
     ref = load_file(FIXTURES / "llada_tiny" / "model.safetensors")["model.transformer.wte.weight"]
-    assert torch.equal(model.wte.weight, ref.to(torch.bfloat16))
+    assert torch.equal(model.backbone.wte.weight, ref.to(torch.bfloat16))
 
 
 @pytest.mark.parametrize("name,dtype", [("llada_tiny", "float32"), ("dream_tiny", "bfloat16"), ("llada_v_tiny", "float16")])
@@ -72,7 +72,7 @@ def test_save_then_reload_is_bit_identical(name, dtype, tmp_path):
     model = dvlm.load_pretrained(FIXTURES / name, dtype=dtype)
     save_pretrained(model, tmp_path / "a")
     again = dvlm.load_pretrained(tmp_path / "a")
-    assert again.params == model.params
+    assert again.backbone.params == model.backbone.params
     assert_same_weights(again, model)
     ids = torch.randint(0, 250, (2, 12), generator=torch.Generator().manual_seed(1))
     assert torch.equal(again(ids), model(ids))
@@ -88,7 +88,7 @@ def test_saved_spec_is_a_model_spec(tmp_path):
     model = dvlm.load_pretrained(FIXTURES / "dream_tiny")
     save_pretrained(model, tmp_path)
     spec = dvlm.load_spec(tmp_path / "spec.json")
-    assert spec.backbone == model.params
+    assert spec.backbone == model.backbone.params
 
 
 # -- one clear message per fault ---------------------------------------------------------------------
@@ -167,7 +167,7 @@ def test_missing_and_unknown_tensors_are_listed(tmp_path):
         dvlm.load_pretrained(folder)
     state.pop("model.transformer.extra.weight")
     save_file(state, folder / "model.safetensors")
-    with pytest.raises(CheckpointError, match="missing from the weights, e.g. ln_f.weight"):
+    with pytest.raises(CheckpointError, match="missing from the weights, e.g. backbone.ln_f.weight"):
         dvlm.load_pretrained(folder)
 
 

@@ -27,7 +27,7 @@ def test_llada_logits_match_reference(folder, kind):
 def test_dream_logits_match_reference_shifted():
     """Dream's reference logits are raw (position i-1 predicts token i); the backbone returns them aligned."""
     model = dvlm.load_pretrained(FIXTURES / "dream_tiny")
-    assert model.logits_shifted
+    assert model.backbone.logits_shifted
     cases = fixture_cases("dream_tiny", "dream_forward")
     assert any("attention_mask" in case for _, case in cases)
     for name, case in cases:
@@ -48,8 +48,8 @@ def test_the_two_llada_layouts_load_the_same_model():
     for key, value in olmo.state_dict().items():
         assert torch.equal(value, llama.state_dict()[key]), key
     # the only difference is where RoPE rounds (fp32 in OLMo, activation dtype in LLaDA-V's Llama copy)
-    assert olmo.params.rope_full_precision and not llama.params.rope_full_precision
-    assert olmo.params.model_copy(update={"rope_full_precision": False}) == llama.params
+    assert olmo.backbone.params.rope_full_precision and not llama.backbone.params.rope_full_precision
+    assert olmo.backbone.params.model_copy(update={"rope_full_precision": False}) == llama.backbone.params
     ids = torch.randint(0, 250, (2, 16), generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(olmo(ids), llama(ids), atol=1e-6, rtol=0)
 

@@ -26,7 +26,7 @@ def test_help_plugin_listing_and_schema_import_no_heavy_library(argv):
     code = (
         "import sys\n"
         f"sys.argv = ['dvlm', *{argv!r}]\n"
-        "from dvlm.core.cli import app\n"
+        "from dvlm.cli import app\n"
         "try:\n    app()\nexcept SystemExit:\n    pass\n"
         f"print('HEAVY', [m for m in {HEAVY!r} if m in sys.modules])\n"
     )

@@ -106,9 +106,12 @@ def test_blocklist_disables_third_party_and_builtin_plugins(monkeypatch):
     assert assemble_registry(plugins).kinds("schedules") == []
 
 
-def test_builtin_plugins_are_the_subpackages_of_dvlm_plugins():
+def test_builtin_plugins_are_the_subpackages_of_dvlm_plugins_and_the_hooks_of_other_packages():
     modules = builtin_plugin_modules()
-    assert all(name.startswith("dvlm.") and module.startswith("dvlm.plugins.") for name, module in modules.items())
+    assert modules["dvlm.checkpoint_layouts"] == "dvlm.plugins.checkpoint_layouts"
+    assert modules["dvlm.train"] == "dvlm.train.hooks" and modules["dvlm.bench"] == "dvlm.bench.hooks"
+    assert all(name.startswith("dvlm.") and (module.startswith("dvlm.plugins.") or module.endswith(".hooks"))
+               for name, module in modules.items())
 
 
 def test_the_live_registry_has_no_failed_builtin():

@@ -35,12 +35,12 @@ def _one_thread():
 
 @pytest.fixture(scope="session")
 def llada():
-    return dvlm.load_pretrained(FIXTURES / "llada_tiny", dtype="float32")
+    return dvlm.load_pretrained(FIXTURES / "llada_tiny", dtype="float32").backbone
 
 
 @pytest.fixture(scope="session")
 def dream():
-    return dvlm.load_pretrained(FIXTURES / "dream_tiny", dtype="float32")
+    return dvlm.load_pretrained(FIXTURES / "dream_tiny", dtype="float32").backbone
 
 
 def with_tokens(model, **token_ids):

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import dvlm
 from dvlm.core.errors import TrainingError
-from dvlm.core.cli import app
+from dvlm.cli import app
 from dvlm.train import sharded_checkpoint
 from dvlm.train.checkpointing import checkpoint_dirs
 from dvlm.train.export import export

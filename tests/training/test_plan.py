@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from typer.testing import CliRunner
 
-from dvlm.core.cli import app
+from dvlm.cli import app
 from dvlm.core.plugins import get_registry
 from dvlm.train import distributed
 from dvlm.train.cli import load_train_spec

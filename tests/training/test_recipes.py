@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dvlm.core.layouts import detect_layout
+from dvlm.core.checkpoint import detect_layout
 from dvlm.presets import RECIPES
 from dvlm.train.cli import load_train_spec
 from dvlm.train.loop import train
@@ -45,8 +45,8 @@ def test_every_value_names_its_source(name):
 
 
 def test_recipes_use_the_real_llada_8b_architecture():
-    layout, config = detect_layout(REAL_CONFIG)
-    real = layout.params(config)
+    _, layout = detect_layout(REAL_CONFIG)
+    real = layout.read(REAL_CONFIG).spec.backbone
     for name in NAMES:
         backbone = load_train_spec(Path(name)).model.backbone
         for field in ("d_model", "n_heads", "n_kv_heads", "n_layers", "mlp_hidden_size", "vocab_size",

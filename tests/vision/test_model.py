@@ -56,7 +56,7 @@ def test_images_are_encoded_once_per_batch(vlm_spec, image):
     model.vision.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
     dvlm.generate(model, prompt=["one <image>", "two <image> <image>"], images=[[image()], [image(), image(9, 9)]],
                   sampler="lavida", overrides=FAST)
-    views = sum(model.layout.num_views(size, 28) for size in [(50, 30), (50, 30), (9, 9)])
+    views = sum(model.image_layout.num_views(size, 28) for size in [(50, 30), (50, 30), (9, 9)])
     assert calls == [views]
 
 

@@ -41,8 +41,15 @@ class PlainTemplateParams(ComponentParams):
     kind: Literal["plain"] = "plain"
 
 
+class TokenizerTemplateParams(ComponentParams):
+    """The tokenizer's own ``chat_template`` (text-only published folders: what their references render)."""
+
+    kind: Literal["tokenizer"] = "tokenizer"
+
+
 @dvlm.hookimpl
 def dvlm_register_chat_templates(register):
     register("llada", "dvlm.plugins.chat_templates.templates:LladaTemplate", LladaTemplateParams)
     register("dream", "dvlm.plugins.chat_templates.templates:DreamTemplate", DreamTemplateParams)
+    register("tokenizer", "dvlm.plugins.chat_templates.templates:TokenizerTemplate", TokenizerTemplateParams)
     register("plain", "dvlm.plugins.chat_templates.templates:PlainTemplate", PlainTemplateParams)

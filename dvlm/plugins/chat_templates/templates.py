@@ -41,7 +41,8 @@ class LladaTemplate:
     def __init__(self, params) -> None:
         self.params = params
 
-    def render(self, conversation, *, bos_token: str | None = None, add_generation_prompt: bool = True) -> str:
+    def render(self, conversation, *, bos_token: str | None = None, add_generation_prompt: bool = True,
+               tokenizer: Any = None) -> str:
         text = bos_token or ""
         for m in normalize(conversation, self.params.system_prompt):
             text += f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content'].strip()}{self.end_of_turn}"
@@ -58,13 +59,34 @@ class DreamTemplate:
     def __init__(self, params) -> None:
         self.params = params
 
-    def render(self, conversation, *, bos_token: str | None = None, add_generation_prompt: bool = True) -> str:
+    def render(self, conversation, *, bos_token: str | None = None, add_generation_prompt: bool = True,
+               tokenizer: Any = None) -> str:
         text = ""
         for m in normalize(conversation, self.params.system_prompt):
             text += f"<|im_start|>{m['role']}\n{m['content']}{self.end_of_turn}\n"
         if add_generation_prompt:
             text += "<|im_start|>assistant\n"
         return text
+
+
+class TokenizerTemplate:
+    """The tokenizer's own ``chat_template`` (Jinja, from its ``tokenizer_config.json``), rendered by
+    transformers' ``apply_chat_template``: what LLaDA's ``generate.py`` / ``chat.py`` and Dream's demo do with
+    their Instruct models (LLaDA: BOS + Llama-3 headers, no system turn; Dream: ChatML with the default
+    "You are a helpful assistant." system turn)."""
+
+    end_of_turn = ""
+
+    def __init__(self, params) -> None:
+        self.params = params
+
+    def render(self, conversation, *, bos_token: str | None = None, add_generation_prompt: bool = True,
+               tokenizer: Any = None) -> str:
+        if getattr(tokenizer, "chat_template", None) is None:
+            raise PromptError("chat_template 'tokenizer' renders the tokenizer's own chat_template, but the model's "
+                              "tokenizer has none; use a dvlm template (llada, dream, plain) or raw=True")
+        return tokenizer.apply_chat_template(normalize(conversation, None), tokenize=False,
+                                             add_generation_prompt=add_generation_prompt)
 
 
 class PlainTemplate:
@@ -75,7 +97,8 @@ class PlainTemplate:
     def __init__(self, params) -> None:
         self.params = params
 
-    def render(self, conversation, *, bos_token: str | None = None, add_generation_prompt: bool = True) -> str:
+    def render(self, conversation, *, bos_token: str | None = None, add_generation_prompt: bool = True,
+               tokenizer: Any = None) -> str:
         parts = []
         for m in normalize(conversation, None):
             if m["role"] == "user":
