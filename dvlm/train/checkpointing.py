@@ -60,6 +60,12 @@ def save(root: Path, step: int, *, save_model: Callable[[Path], None], optimizer
     document = {"step": step, "spec_hash": spec_hash, "optimizer": state,
                 "scheduler": scheduler.state_dict(), "python_rng": rng["python"]}
     (tmp / STATE).write_text(json.dumps(document) + "\n")
+    return publish(tmp, final, keep)
+
+
+def publish(tmp: Path, final: Path, keep: int) -> Path:
+    """Rename a fully written checkpoint folder into place, then drop all but the newest ``keep``."""
+    root = final.parent
     if final.exists():  # re-written after a resume from an earlier step: swap, never leave a gap
         old = root / f".{final.name}.old-{os.getpid()}"
         os.replace(final, old)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import warnings
 from pathlib import Path
@@ -31,7 +30,7 @@ from torch import nn
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from dvlm.core.errors import TrainingError
-from dvlm.train.checkpointing import STATE, checkpoint_dirs
+from dvlm.train.checkpointing import STATE, publish
 from dvlm.train.determinism import rng_state, set_rng_state
 
 METADATA = ".metadata"
@@ -59,15 +58,7 @@ def save(root: Path, step: int, *, model: nn.Module, optimizer: torch.optim.Opti
                     "python_rng": rng["python"],
                     "torch_rng": base64.b64encode(rng["torch"].numpy().tobytes()).decode()}
         (tmp / STATE).write_text(json.dumps(document) + "\n")
-        if final.exists():  # re-written after a resume from an earlier step: swap, never leave a gap
-            old = root / f".{final.name}.old-{os.getpid()}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, final)
-        for stale in checkpoint_dirs(root)[:-keep]:
-            shutil.rmtree(stale)
+        publish(tmp, final, keep)
     _barrier()
     return final
 

@@ -6,7 +6,6 @@ A folder holds ``config.json`` (``model_type: toy_mdm`` with ``width``, ``layers
 ``toy.<backbone parameter>``, and optionally tokenizer files (then the tokenizer's own chat template applies).
 """
 
-import json
 from pathlib import Path
 
 from dvlm.core.checkpoint import dtype_name, write_json
