@@ -216,9 +216,5 @@ def generate(
     if device is not None:
         input_ids = input_ids.to(device)
         attention_mask = None if attention_mask is None else attention_mask.to(device)
-    if draft is not None:
-        draft = torch.as_tensor(draft, dtype=torch.long)
-        if draft.dim() == 1 or len(draft) == 1:  # one draft for every row
-            draft = draft.reshape(1, -1).expand(input_ids.shape[0], -1)
     batch = PromptBatch(input_ids=input_ids, attention_mask=attention_mask, draft=draft)
     return run_sampler(backbone, batch, params, tokenizer=tokenizer, generator=generator, on_step=on_step, trace=trace)

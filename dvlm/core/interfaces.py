@@ -53,7 +53,8 @@ class Backbone(Protocol):
 
     - attention is bidirectional unless ``attention_mask`` says otherwise: a key-padding mask
       ``[B, S]`` (1/True = real token) or a full boolean mask ``[B, 1, T, S]`` (True = may attend);
-    - ``position_ids [B, T]`` default to ``cache_start + arange(T)``;
+    - ``position_ids [B, T]`` default to the window's slice of ``cumsum(attention_mask) - 1`` for a
+      key-padding mask (a left-padded row keeps its batch-1 positions), else ``cache_start + arange(T)``;
     - with ``cache``, the window's K/V are written at ``[cache_start, cache_start + T)`` and the
       window attends to cache positions ``[0, attend_end)`` (default ``cache_start + T``);
     - logits are aligned: position i holds the prediction for token i even when the underlying

@@ -232,9 +232,6 @@ class DiffusionVLM(nn.Module):
             ids[b, length - len(row_ids):] = row_ids
             embeds[b, length - len(row_ids):] = row_embeds
             mask[b, length - len(row_ids):] = 1
-        if draft is not None:
-            draft = torch.as_tensor(draft, dtype=torch.long, device=self.device)
-            draft = draft.expand(batch, -1) if draft.dim() == 1 else draft
         return PromptBatch(input_ids=ids, attention_mask=None if bool(mask.all()) else mask, inputs_embeds=embeds,
                            draft=draft)
 

@@ -13,15 +13,27 @@ from __future__ import annotations
 import torch
 
 from dvlm.core.errors import SamplerError
+from dvlm.core.rope import padded_positions
+
+
+KEY_ALIGNMENT = 16
+"""Prompts are left-padded to a multiple of this many positions, in every batch, batch 1 included.
+
+Why: the CPU attention kernel (``F.scaled_dot_product_attention`` -> flash attention for CPU) sums the
+softmax and ``P @ V`` over keys in 16-lane fp32 vectors (bf16 pairs per lane). Left padding shifts a row's
+keys; a shift that is not a multiple of 16 puts them in other lanes, changes the summation order, and in
+bf16 changes the answer of a ragged row (measured: 20/20 cases for a shift of 3, 7 or 33 keys, 0/20 for 16).
+With every prompt padded to a multiple of 16, a row's keys sit in the same lanes whatever the batch, so
+ragged batches give exactly the batch-1 tokens (tests/samplers/test_batch_invariance.py). The kernel also
+splits the keys into blocks of 512 (online softmax): beyond 512 positions the block edges move with the
+padding and exact bf16 invariance is not guaranteed."""
 
 
 class Canvas:
     def __init__(self, backbone, prompt, gen_length: int, *, cfg_scale: float = 0.0) -> None:
         self.backbone = backbone
         self.tokens = backbone.special_tokens
-        ids, embeds, padding = prompt.input_ids, prompt.inputs_embeds, prompt.attention_mask
-        if ids is None:  # features only (e.g. an image prompt): placeholder ids, never read as tokens
-            ids = torch.full(embeds.shape[:2], self.tokens.pad_id, dtype=torch.long, device=embeds.device)
+        ids, embeds, padding = _aligned_prompt(prompt, self.tokens.pad_id)
         self.batch_size, self.prompt_length = ids.shape
         self.gen_length = gen_length
         self.length = self.prompt_length + gen_length
@@ -29,18 +41,15 @@ class Canvas:
         self.x = torch.full((self.batch_size, self.length), self.tokens.mask_id, dtype=torch.long, device=self.device)
         self.x[:, : self.prompt_length] = ids
         if prompt.draft is not None:
-            draft = torch.as_tensor(prompt.draft, dtype=torch.long, device=self.device).reshape(self.batch_size, -1)
-            if draft.shape[1] > gen_length:
-                raise SamplerError(
-                    f"the infill draft has {draft.shape[1]} tokens but gen_length is {gen_length}; "
-                    f"raise gen_length to at least {draft.shape[1]}"
-                )
+            draft = _broadcast_draft(prompt.draft, self.batch_size, gen_length, self.device)
             self.x[:, self.prompt_length : self.prompt_length + draft.shape[1]] = draft
         self.prompt_embeds = embeds
         self.key_padding = None  # [B, N]: 1 = real token; None when nothing is padded
-        if padding is not None and not bool(padding.bool().all()):
+        self.positions = None  # [B, N] RoPE positions counted over real tokens; None = 0..N-1
+        if not bool(padding.all()):
             answer = torch.ones(self.batch_size, gen_length, dtype=torch.bool, device=self.device)
-            self.key_padding = torch.cat([padding.to(self.device).bool(), answer], dim=1)
+            self.key_padding = torch.cat([padding, answer], dim=1)
+            self.positions = padded_positions(self.key_padding)
         self.cfg_scale = cfg_scale
         self.nfe = 0
 
@@ -72,6 +81,7 @@ class Canvas:
             embeds = self.backbone.embed(ids)  # [B, W, D]
             embeds[:, :in_prompt] = self.prompt_embeds[:, start : start + in_prompt].to(embeds.dtype)
         padding = self.key_padding
+        positions = None if self.positions is None else self.positions[:, start:end]  # [B, W]
         if self.cfg_scale > 0:  # SMDM's unsupervised CFG: the same window with the prompt masked
             uncond = ids.clone()
             uncond[:, :in_prompt] = self.tokens.mask_id
@@ -79,10 +89,12 @@ class Canvas:
                 embeds = torch.cat([embeds, self.backbone.embed(uncond)])  # [2B, W, D]
             ids = torch.cat([ids, uncond])  # [2B, W]
             padding = None if padding is None else torch.cat([padding, padding])
+            positions = None if positions is None else torch.cat([positions, positions])
         logits = self.backbone(
             None if embeds is not None else ids,
             inputs_embeds=embeds,
             attention_mask=padding,
+            position_ids=positions,
             cache=cache,
             cache_start=start,
             attend_end=attend_end,
@@ -98,6 +110,41 @@ class Canvas:
         """Write ``tokens [B, W]`` where ``commit [B, W]`` is set, in the window starting at ``start``."""
         window = self.x[:, start : start + commit.shape[1]]
         window.copy_(torch.where(commit, tokens, window))
+
+
+def _aligned_prompt(prompt, pad_id: int):
+    """``(ids [B, P'], embeds [B, P', D] or None, real [B, P'] bool)``: the prompt left-padded to a multiple
+    of ``KEY_ALIGNMENT`` (see there). Without ids (an all-features prompt) the ids are placeholders."""
+    ids, embeds, padding = prompt.input_ids, prompt.inputs_embeds, prompt.attention_mask
+    if ids is None:
+        ids = torch.full(embeds.shape[:2], pad_id, dtype=torch.long, device=embeds.device)
+    real = torch.ones(ids.shape, dtype=torch.bool, device=ids.device) if padding is None else padding.to(ids.device).bool()
+    extra = -ids.shape[1] % KEY_ALIGNMENT
+    if extra:
+        ids = torch.cat([ids.new_full((ids.shape[0], extra), pad_id), ids], dim=1)  # [B, P']
+        real = torch.cat([real.new_zeros(ids.shape[0], extra), real], dim=1)  # [B, P']
+        if embeds is not None:
+            embeds = torch.cat([embeds.new_zeros(embeds.shape[0], extra, embeds.shape[2]), embeds], dim=1)
+    return ids, embeds, real
+
+
+def _broadcast_draft(draft, batch_size: int, gen_length: int, device) -> torch.Tensor:
+    """An infill draft ``[L]``, ``[1, L]`` (one for every row) or ``[B, L]`` -> ``[B, L]``; anything else is
+    refused (a draft is never reshaped across rows)."""
+    draft = torch.as_tensor(draft, dtype=torch.long, device=device)
+    if draft.dim() == 1:
+        draft = draft[None]
+    if draft.dim() != 2 or draft.shape[0] not in (1, batch_size):
+        raise SamplerError(
+            f"the infill draft has shape {tuple(draft.shape)} for a batch of {batch_size}; pass one draft [L] "
+            f"(or [1, L]) for every row, or one per row [{batch_size}, L]"
+        )
+    if draft.shape[1] > gen_length:
+        raise SamplerError(
+            f"the infill draft has {draft.shape[1]} tokens but gen_length is {gen_length}; "
+            f"raise gen_length to at least {draft.shape[1]}"
+        )
+    return draft.expand(batch_size, -1)
 
 
 def resolve_tokens(refs, special_tokens) -> list[int]:

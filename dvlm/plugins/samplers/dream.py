@@ -113,15 +113,13 @@ class DreamSampler:
                              confidence=confidence, generator=generator)
 
     def _draw_positions(self, confidence, candidates, count, generator) -> torch.Tensor:
-        """``k`` positions per row drawn without replacement from ``softmax(confidence / alg_temp)``."""
-        weights = torch.softmax(confidence.masked_fill(~candidates, float("-inf")) / self.params.alg_temp, dim=-1)
-        k = int(count.max())
-        if k == 0:
-            return torch.zeros_like(candidates)
-        drawn = torch.multinomial(weights, k, replacement=False, generator=generator)  # [B, k]
-        keep = torch.arange(k, device=drawn.device)[None, :] < count.to(drawn.device)[:, None]  # [B, k]
-        commit = torch.zeros_like(candidates)
-        return commit.scatter(-1, drawn, keep) & candidates
+        """``count`` positions per row drawn without replacement from ``softmax(confidence / alg_temp)`` over the
+        candidates, as the top ``count`` of ``confidence / alg_temp + Gumbel noise`` (Gumbel-top-k: the same
+        distribution as Dream's ``multinomial``). A row with fewer candidates than ``count`` commits them all,
+        a finished row (no candidates) nothing."""
+        uniform = torch.rand(confidence.shape, generator=generator, device=confidence.device)
+        perturbed = confidence / self.params.alg_temp - torch.log(-torch.log(uniform))
+        return self.rule(perturbed, candidates, count.to(confidence.device))
 
     def _first_token_from_prefill(self, canvas, policy) -> None:
         """LaViDa-Dream: answer token 0 := argmax of the prefill's prediction for it, if it is masked.
