@@ -43,6 +43,11 @@ def load_pretrained(
     stored one. The model returns logits ``[B, T, V]`` from ``input_ids`` or ``inputs_embeds``.
     """
     folder = Path(path)
+    if (folder / "spec.json").is_file() and (folder / "config.json").is_file():
+        raise CheckpointError(
+            f"{folder} holds both spec.json (a dvlm checkpoint) and config.json (a published layout), so which "
+            "model it is is ambiguous; move one of them out (dvlm convert writes a dvlm checkpoint to a new folder)"
+        )
     from dvlm.core.vlm_checkpoint import is_multimodal, load_multimodal  # LaViDa, LLaDA-V, multimodal dvlm folders
 
     if is_multimodal(folder):

@@ -52,6 +52,8 @@ class Canvas:
             self.positions = padded_positions(self.key_padding)
         self.cfg_scale = cfg_scale
         self.nfe = 0
+        self.nan_logits = torch.zeros((), dtype=torch.bool, device=self.device)
+        """Set once any forward returned NaN logits (checked after the loop: no host sync per step)."""
 
     # -- views ------------------------------------------------------------------------------------------
     @property
@@ -100,6 +102,7 @@ class Canvas:
             attend_end=attend_end,
         )
         self.nfe += 2 if self.cfg_scale > 0 else 1
+        self.nan_logits |= logits.isnan().any()
         if self.cfg_scale > 0:
             cond, uncond_logits = logits.chunk(2)
             logits = uncond_logits + (self.cfg_scale + 1) * (cond - uncond_logits)
