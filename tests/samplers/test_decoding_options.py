@@ -167,14 +167,12 @@ def test_dream_alg_temp_with_early_stop_finishes_rows_without_crashing(dream):
 
 def test_dream_alg_temp_draws_positions_in_proportion_to_softmax_confidence():
     """Gumbel-top-k: one position drawn from softmax(confidence / alg_temp) among the candidates."""
-    from dvlm.plugins.samplers.dream import DreamSampler
-    from dvlm.plugins.samplers.params import DreamSamplerParams
+    from dvlm.plugins.samplers.dream import GumbelTopK
 
-    sampler = DreamSampler(DreamSamplerParams(gen_length=4, steps=4, alg_temp=0.5))
+    rule = GumbelTopK(0.5, torch.Generator().manual_seed(0))
     confidence = torch.tensor([[0.0, 0.5, 1.0, 9.0]]).expand(20_000, 4)
     candidates = torch.tensor([[True, True, True, False]]).expand(20_000, 4)
-    commit = sampler._draw_positions(confidence, candidates, torch.ones(20_000, dtype=torch.long),
-                                     torch.Generator().manual_seed(0))
+    commit = rule(confidence, candidates, torch.ones(20_000, dtype=torch.long))
     assert bool((commit.sum(-1) == 1).all()) and not bool(commit[:, 3].any())
     expected = torch.softmax(torch.tensor([0.0, 0.5, 1.0]) / 0.5, dim=0)
     torch.testing.assert_close(commit[:, :3].float().mean(0), expected, atol=0.015, rtol=0)

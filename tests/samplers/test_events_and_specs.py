@@ -108,7 +108,7 @@ def test_spec_sources_and_overrides(tmp_path, llada):
     ("lavida", ["steps"], "expected key=value"),
     ("lavida", ["gen_length.x=1"], "'gen_length' is a plain value"),
     ("lavida", ["cache=prefx"], "cache.*'prefx'.*prefix"),
-    ("fast-dllm", ["factor=1.0"], "set exactly one of threshold or factor.*threshold: null"),
+    ("fast-dllm", ["factor=1.0"], "set exactly one of threshold, factor or commit_rule.*threshold: null"),
     ("missing.yaml", [], "missing.yaml does not exist"),
     ("dream", ["alg=origin", "schedule=shift"], "'origin'.*takes no schedule"),
 ])

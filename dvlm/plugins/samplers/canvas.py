@@ -15,7 +15,6 @@ import torch
 from dvlm.core.errors import SamplerError
 from dvlm.core.rope import padded_positions
 
-
 KEY_ALIGNMENT = 16
 """Prompts are left-padded to a multiple of this many positions, in every batch, batch 1 included.
 

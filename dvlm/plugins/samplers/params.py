@@ -122,8 +122,13 @@ class _Decoding(ComponentParams):
     early_stop: bool = False
     """Stop a row once an end token (eot or eos) is committed and every position before it is filled; later
     positions become padding (LLaDA-V's stopping criteria)."""
+    commit_rule: Optional[Family["commit_rules"]] = None
+    """Which proposals a step commits; None = the sampler's own (fixed_count and dream: the schedule's count
+    of the most confident; parallel: its threshold or factor). Any registered rule, a third party's too: it
+    receives the schedule's count for the step (None under parallel, which has no schedule), and steps go
+    on until the block is filled."""
 
-    @field_validator("cache", "confidence", "schedule", mode="before", check_fields=False)
+    @field_validator("cache", "confidence", "schedule", "commit_rule", mode="before", check_fields=False)
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         return _kind_shorthand(value)
@@ -180,6 +185,10 @@ class DreamSamplerParams(_Decoding):
         if self.alg == "origin" and self.schedule is not None:
             raise ValueError("alg 'origin' reveals each mask with probability 1 - s/t and takes no schedule; "
                              "set schedule: null or pick a confidence alg (maskgit_plus, topk_margin, entropy)")
+        if self.commit_rule is not None and (self.alg == "origin" or self.alg_temp):
+            raise ValueError("commit_rule picks the positions to commit, and so do alg 'origin' and alg_temp; "
+                             "use a confidence alg (maskgit_plus, topk_margin, entropy) without alg_temp, or drop "
+                             "commit_rule")
         return self
 
     @classmethod
@@ -204,11 +213,19 @@ class ParallelSamplerParams(_Decoding):
         default_factory=lambda: {"kind": "probability"}, validate_default=True)
     """How candidates are ranked and thresholded (Fast-dLLM: probability)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _commit_rule_replaces_the_default_threshold(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("commit_rule") is not None and "threshold" not in data:
+            data = {**data, "threshold": None}
+        return data
+
     @model_validator(mode="after")
     def _one_rule(self) -> "ParallelSamplerParams":
-        if (self.threshold is None) == (self.factor is None):
+        given = [name for name in ("threshold", "factor", "commit_rule") if getattr(self, name) is not None]
+        if len(given) != 1:
             raise ValueError(
-                f"set exactly one of threshold or factor (got threshold={self.threshold}, factor={self.factor}); "
+                f"set exactly one of threshold, factor or commit_rule (got {', '.join(given) or 'none'}); "
                 "to use the factor rule also set threshold: null"
             )
         return self
