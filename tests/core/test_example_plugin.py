@@ -29,7 +29,7 @@ def example_site(tmp_path_factory):
 
 def dvlm(site, *args, **env):
     environ = {k: v for k, v in os.environ.items() if not k.startswith("DVLM_")}
-    environ.update(PYTHONPATH=str(site), **env)
+    environ.update(PYTHONPATH=os.pathsep.join([str(site), str(ROOT)]), **env)  # this checkout's dvlm
     return subprocess.run([sys.executable, "-m", "dvlm", *args], capture_output=True, text=True, env=environ,
                           timeout=120)
 
@@ -79,8 +79,41 @@ def test_validates_inside_a_spec_like_a_builtin(example_site, tmp_path):
 def test_the_package_passes_the_conformance_kit(example_site):
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(example_site)}, cwd=example_site,
-        timeout=300,
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join([str(example_site), str(ROOT)])},
+        cwd=example_site, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 passed" in result.stdout
+    assert " passed" in result.stdout and "skipped" not in result.stdout
+
+
+GENERATE_WITH_THE_RULE = """
+import json, sys, torch
+import dvlm
+model = dvlm.load_pretrained(sys.argv[1])
+out = {}
+for sampler in ("llada-reference", "lavida-coco", "fast-dllm", "dream"):
+    spec = {"kind": "dream", "steps": 8} if sampler == "dream" else sampler
+    sets = ["gen_length=16", "commit_rule=leftmost"] + (["block_length=8"] if sampler != "dream" else [])
+    sets += ["steps=4"] if sampler == "lavida-coco" else []  # 2 steps per block: several commits per step
+    result = dvlm.generate(model, [[1, 2, 3], [4, 5, 6, 7, 8]], sampler=spec, overrides=sets, trace=True)
+    out[sampler] = [[e.committed[b].nonzero().flatten().tolist() for e in result.steps] for b in range(2)]
+print(json.dumps(out))
+"""
+
+
+def test_its_commit_rule_drives_every_stock_sampler(example_site):
+    """Installed through its entry point, the package's ``leftmost`` rule is honoured by fixed_count (two presets),
+    parallel (no schedule: one position per step) and dream, with no change to dvlm."""
+    result = subprocess.run(
+        [sys.executable, "-c", GENERATE_WITH_THE_RULE, str(ROOT / "tests" / "fixtures" / "llada_tiny")],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(example_site), str(ROOT)]), "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    committed = json.loads(result.stdout)
+    for sampler, rows in committed.items():
+        for steps in rows:
+            order = [position for step in steps for position in step]
+            assert order == list(range(16)), (sampler, steps)  # left to right, every position once
+    assert all(len(step) == 1 for step in committed["fast-dllm"][0])  # per_step = 1 under parallel
+    assert any(len(step) > 1 for step in committed["lavida-coco"][0])  # the schedule's counts under fixed_count

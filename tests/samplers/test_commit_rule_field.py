@@ -47,13 +47,17 @@ def test_the_fixed_count_rule_as_commit_rule_is_the_default_behaviour(llada):
     assert torch.equal(default.token_ids, explicit.token_ids) and default.nfe == explicit.nfe
 
 
-def test_parallel_takes_a_commit_rule_instead_of_threshold_or_factor(llada):
+def test_parallel_threshold_and_factor_are_shorthands_for_its_commit_rule(llada):
     ids = prompts(1, 6, seed=43)
-    own = dvlm.generate(llada, ids, sampler={**SAMPLERS["parallel"], "threshold": None, "factor": 2.0})
+    short = dvlm.generate(llada, ids, sampler={**SAMPLERS["parallel"], "factor": 2.0})
     given = dvlm.generate(llada, ids, sampler={**SAMPLERS["parallel"], "commit_rule": {"kind": "factor", "factor": 2.0}})
-    assert torch.equal(own.token_ids, given.token_ids) and own.nfe == given.nfe
-    assert resolve_sampler(SAMPLERS["parallel"], ["commit_rule=threshold"]).threshold is None
-    with pytest.raises(SpecError, match="set exactly one of threshold, factor or commit_rule"):
+    assert torch.equal(short.token_ids, given.token_ids) and short.nfe == given.nfe
+    as_rule = resolve_sampler({**SAMPLERS["parallel"], "threshold": 0.5})
+    assert (as_rule.commit_rule.kind, as_rule.commit_rule.threshold, as_rule.threshold) == ("threshold", 0.5, None)
+    assert dvlm.spec_hash(as_rule) == dvlm.spec_hash(resolve_sampler(
+        {**SAMPLERS["parallel"], "commit_rule": {"kind": "threshold", "threshold": 0.5}}))
+    assert resolve_sampler("fast-dllm", ["commit_rule=factor"]).commit_rule.kind == "factor"
+    with pytest.raises(SpecError, match="set the commit rule once"):
         resolve_sampler({**SAMPLERS["parallel"], "threshold": 0.5, "commit_rule": "threshold"})
 
 

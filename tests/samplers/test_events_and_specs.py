@@ -57,7 +57,8 @@ def test_presets_carry_the_reference_settings():
     assert (coco.gen_length, coco.steps, coco.block_length, coco.cache.kind) == (32, 16, 32, "prefix")
     assert coco.schedule.kind == "shift" and coco.schedule.alpha == 0.33  # run_coco.sh's value, not 1/3
     fast = resolve_sampler("fast-dllm")
-    assert (fast.kind, fast.block_length, fast.threshold, fast.cache.kind) == ("parallel", 32, 0.9, "dual")
+    assert (fast.kind, fast.block_length, fast.cache.kind) == ("parallel", 32, "dual")
+    assert (fast.commit_rule.kind, fast.commit_rule.threshold) == ("threshold", 0.9)
     assert resolve_sampler("lavida").steps is None  # K = L
     assert resolve_sampler("llada-v").early_stop
 
@@ -108,7 +109,7 @@ def test_spec_sources_and_overrides(tmp_path, llada):
     ("lavida", ["steps"], "expected key=value"),
     ("lavida", ["gen_length.x=1"], "'gen_length' is a plain value"),
     ("lavida", ["cache=prefx"], "cache.*'prefx'.*prefix"),
-    ("fast-dllm", ["factor=1.0"], "set exactly one of threshold, factor or commit_rule.*threshold: null"),
+    ("fast-dllm", ["factor=1.0"], "set the commit rule once \\(got factor, commit_rule\\).*commit_rule.factor=1.0"),
     ("missing.yaml", [], "missing.yaml does not exist"),
     ("dream", ["alg=origin", "schedule=shift"], "'origin'.*takes no schedule"),
 ])

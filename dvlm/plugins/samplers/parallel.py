@@ -4,17 +4,16 @@ filled. The number of steps per block adapts to the model's certainty.
 
 Rows of a batch finish blocks at different steps (ragged completion): a finished row has no candidates and
 commits nothing while the others go on. The rule itself is vectorised; the shared loop (``loop.py``)
-checks once per step whether any row still has masks in the block (one host sync per step). The rule is
-``threshold`` or ``factor`` from this spec's fields, or any registered one given as ``commit_rule`` (it
-receives ``count=None``: there is no schedule here).
+checks once per step whether any row still has masks in the block (one host sync per step). The rule is the
+spec's ``commit_rule`` (threshold 0.9 by default, or factor, or any registered rule; it receives
+``count=None``: there is no schedule here).
 """
 
 from __future__ import annotations
 
 import torch
 
-from dvlm.plugins.samplers.loop import Parts, commit_rule, denoise
-from dvlm.plugins.samplers.params import FactorRuleParams, ThresholdRuleParams
+from dvlm.plugins.samplers.loop import Parts, denoise
 from dvlm.plugins.samplers.proposals import propose_llada
 from dvlm.plugins.samplers.steps import block_layout, build
 
@@ -23,10 +22,7 @@ class ParallelSampler:
     def __init__(self, params) -> None:
         self.params = params
         self.block_length, self.num_blocks = block_layout(params.gen_length, params.block_length)
-        own = (None if params.commit_rule is not None
-               else ThresholdRuleParams(threshold=params.threshold) if params.threshold is not None
-               else FactorRuleParams(factor=params.factor))
-        self.rule = commit_rule(params, own and build("commit_rules", own))
+        self.rule = build("commit_rules", params.commit_rule)
         self.confidence = build("confidence_measures", params.confidence)
 
     def run(self, backbone, prompt, generator: torch.Generator | None = None):

@@ -3,8 +3,9 @@
 from dvlm.testing import check_kind, kinds_to_check, parametrize_kinds
 
 
-def test_the_package_registers_its_kind():
-    assert ("schedules", "geometric") in kinds_to_check(distribution="dvlm-plugin-example")
+def test_the_package_registers_its_kinds():
+    kinds = kinds_to_check(distribution="dvlm-plugin-example")
+    assert ("schedules", "geometric") in kinds and ("commit_rules", "leftmost") in kinds
 
 
 @parametrize_kinds(distribution="dvlm-plugin-example")
