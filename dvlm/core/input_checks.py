@@ -47,6 +47,8 @@ def check_prompt(backbone: Any, prompt: Any, gen_length: int) -> None:
     if ids is not None:
         if ids.dim() != 2:
             raise PromptError(f"input_ids must be [B, P] (or one list of ids), got shape {tuple(ids.shape)}")
+        if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+            raise PromptError(f"input_ids must be integer token ids (torch.long), got {ids.dtype}")
         if embeds is None:  # with embeddings the ids are placeholders (e.g. for image features)
             check_ids(ids, backbone.vocab_size, "the prompt")
     if prompt.draft is not None:

@@ -56,3 +56,8 @@ def test_a_folder_with_both_spec_and_config_is_ambiguous(tmp_path):
     (folder / "spec.json").write_text("{}")
     with pytest.raises(CheckpointError, match="both spec.json .* and config.json"):
         dvlm.load_pretrained(folder)
+
+
+def test_float_ids_are_refused_not_truncated(llada):
+    with pytest.raises(PromptError, match="integer token ids .* got torch.float32"):
+        dvlm.generate(llada, torch.tensor([[1.5, 2.0, 3.0]]), sampler=SPEC)

@@ -27,6 +27,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from dvlm.core.input_checks import check_ids
 from dvlm.plugins.samplers.canvas import Canvas, StopTracker, resolve_tokens
 from dvlm.plugins.samplers.steps import build, step_event
 
@@ -59,6 +60,7 @@ def denoise(backbone, prompt, params, parts: Parts, generator: torch.Generator |
     """Yields a ``StepEvent`` per step; returns the finished ``Canvas``."""
     canvas = Canvas(backbone, prompt, params.gen_length, cfg_scale=parts.cfg_scale)
     banned = torch.tensor(resolve_tokens(params.suppress_tokens, canvas.tokens), dtype=torch.long, device=canvas.device)
+    check_ids(banned, backbone.vocab_size, "suppress_tokens")
     stopper = StopTracker(canvas, params.early_stop)
     policy = build("cache_policies", params.cache)
     policy.start(canvas)
