@@ -23,9 +23,14 @@ softmax and ``P @ V`` over keys in 16-lane fp32 vectors (bf16 pairs per lane). L
 keys; a shift that is not a multiple of 16 puts them in other lanes, changes the summation order, and in
 bf16 changes the answer of a ragged row (measured: 20/20 cases for a shift of 3, 7 or 33 keys, 0/20 for 16).
 With every prompt padded to a multiple of 16, a row's keys sit in the same lanes whatever the batch, so
-ragged batches give exactly the batch-1 tokens (tests/samplers/test_batch_invariance.py). The kernel also
-splits the keys into blocks of 512 (online softmax): beyond 512 positions the block edges move with the
-padding and exact bf16 invariance is not guaranteed."""
+ragged batches give exactly the batch-1 tokens (tests/samplers/test_batch_invariance.py).
+
+Where it stops being exact: the same kernel blocks queries by 32, 64 or 256 rows (fewer than 192, 768, or
+more queries) and keys by 512, and a row's sums depend on where it falls in those blocks. Measured on one
+attention call (bf16, 4 heads of 16, pads a multiple of 16): 100 real keys + 16 pads: 0/10 differ; 490 + 16:
+10/10; 1000 + 32: 10/10; 600 + 512: 0/10. So sequences past about 190 positions are not bit-exact across
+batch sizes; a plain fp32 ``softmax(q k^T) v`` does no better (differs from 180 keys on). Exactness there
+would need attention run per row, without padding."""
 
 
 class Canvas:
