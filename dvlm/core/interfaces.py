@@ -156,6 +156,20 @@ class CachePolicy(Protocol):
 
 
 @runtime_checkable
+class CommitRule(Protocol):
+    """Which candidate positions a sampler step commits; every sampler takes one as its spec's ``commit_rule``.
+
+    ``rule(confidence [B, N], candidates [B, N] bool, count [B] int64 | None) -> commit [B, N] bool``: never a
+    non-candidate, at least one position in a row with candidates. ``count`` is the schedule's number for the
+    step, None under a sampler without a schedule (``parallel``). Optional ``plan_exact = True``: the rule
+    commits exactly ``min(count, candidates)``, so the loop trusts the schedule and skips a per-step sync.
+    """
+
+    def __call__(self, confidence: torch.Tensor, candidates: torch.Tensor,
+                 count: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+@runtime_checkable
 class Sampler(Protocol):
     """The denoising loop over an answer window.
 
