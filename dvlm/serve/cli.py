@@ -20,7 +20,8 @@ def serve_command(
     sampler: Annotated[Optional[list[str]], typer.Option(
         "--sampler", help="Preset or sampler spec file the page offers (repeatable; the first is selected). The page "
                           "offers only these and the presets.")] = None,
-    overrides: Annotated[str, typer.Option("--set", help="Overrides shown when the page opens, e.g. 'gen_length=32 steps=32'.")] = "",
+    overrides: Annotated[str, typer.Option(
+        "--set", help="Overrides shown when the page opens, e.g. 'gen_length=32 steps=32'.")] = "",
     max_gen_length: Annotated[int, typer.Option("--max-gen-length", min=1,
                                                 help="Largest gen_length / steps a page request may ask for.")] = 1024,
 ) -> None:

@@ -50,7 +50,8 @@ def test_the_fixed_count_rule_as_commit_rule_is_the_default_behaviour(llada):
 def test_parallel_threshold_and_factor_are_shorthands_for_its_commit_rule(llada):
     ids = prompts(1, 6, seed=43)
     short = dvlm.generate(llada, ids, sampler={**SAMPLERS["parallel"], "factor": 2.0})
-    given = dvlm.generate(llada, ids, sampler={**SAMPLERS["parallel"], "commit_rule": {"kind": "factor", "factor": 2.0}})
+    rule = {"kind": "factor", "factor": 2.0}
+    given = dvlm.generate(llada, ids, sampler={**SAMPLERS["parallel"], "commit_rule": rule})
     assert torch.equal(short.token_ids, given.token_ids) and short.nfe == given.nfe
     as_rule = resolve_sampler({**SAMPLERS["parallel"], "threshold": 0.5})
     assert (as_rule.commit_rule.kind, as_rule.commit_rule.threshold, as_rule.threshold) == ("threshold", 0.5, None)

@@ -115,7 +115,7 @@ def test_generate_returns_a_well_formed_result_or_one_dvlm_error(name, dtype, pr
     try:
         result = dvlm.generate(backbone, given_ids, draft=draft, sampler=spec,
                                generator=torch.Generator().manual_seed(seed))
-    except DvlmError as err:
+    except DvlmError:
         OUTCOMES["error"] += 1
         return
     OUTCOMES["result"] += 1

@@ -125,7 +125,8 @@ def _aligned_prompt(prompt, pad_id: int):
     ids, embeds, padding = prompt.input_ids, prompt.inputs_embeds, prompt.attention_mask
     if ids is None:
         ids = torch.full(embeds.shape[:2], pad_id, dtype=torch.long, device=embeds.device)
-    real = torch.ones(ids.shape, dtype=torch.bool, device=ids.device) if padding is None else padding.to(ids.device).bool()
+    real = (torch.ones(ids.shape, dtype=torch.bool, device=ids.device) if padding is None
+            else padding.to(ids.device).bool())  # [B, P]
     extra = -ids.shape[1] % KEY_ALIGNMENT
     if extra:
         ids = torch.cat([ids.new_full((ids.shape[0], extra), pad_id), ids], dim=1)  # [B, P']

@@ -3,7 +3,8 @@
 Contract: ``rule(confidence [B, N], candidates [B, N] bool, count [B] int64 | None) -> commit [B, N] bool``.
 Non-candidates are never committed; ``count`` is the schedule's number for this step, None under a sampler
 without a schedule (``parallel``). A row without candidates commits nothing; any other row commits at least
-one position under every rule (a zero planned count is skipped by the loop, never passed). A rule may set
+one position under every rule (except where the schedule's count for that row is 0; a step whose
+count is 0 in every row is skipped by the loop, never run). A rule may set
 ``plan_exact = True`` when it commits exactly ``min(count, candidates)``: the shared loop then trusts the
 schedule to finish each block and skips its per-step host sync (``loop.py``).
 """
