@@ -51,6 +51,13 @@ def check_prompt(backbone: Any, prompt: Any, gen_length: int) -> None:
             raise PromptError(f"input_ids must be integer token ids (torch.long), got {ids.dtype}")
         if embeds is None:  # with embeddings the ids are placeholders (e.g. for image features)
             check_ids(ids, backbone.vocab_size, "the prompt")
+    mask = prompt.attention_mask
+    if mask is not None:
+        if tuple(mask.shape) != tuple(rows[:2]):
+            raise PromptError(f"attention_mask must be [B, P] = {list(rows[:2])} like the prompt, got {list(mask.shape)}")
+        if not bool(((mask == 0) | (mask == 1)).all()) or not bool(mask.bool().any(-1).all()):
+            raise PromptError("attention_mask must hold 1 for real tokens and 0 for (left) padding, with at least one "
+                              "real token in every row")
     if prompt.draft is not None:
         check_ids(torch.as_tensor(prompt.draft), backbone.vocab_size, "the infill draft")
     context = context_length(backbone)

@@ -61,3 +61,10 @@ def test_a_folder_with_both_spec_and_config_is_ambiguous(tmp_path):
 def test_float_ids_are_refused_not_truncated(llada):
     with pytest.raises(PromptError, match="integer token ids .* got torch.float32"):
         dvlm.generate(llada, torch.tensor([[1.5, 2.0, 3.0]]), sampler=SPEC)
+
+
+@pytest.mark.parametrize("mask", [torch.ones(1, 2, dtype=torch.long), torch.tensor([[0, 0, 0]]),
+                                  torch.tensor([[0, 2, 1]])])
+def test_a_malformed_attention_mask_is_refused(llada, mask):
+    with pytest.raises(PromptError, match="attention_mask"):
+        dvlm.generate(llada, torch.tensor([[1, 2, 3]]), attention_mask=mask, sampler=SPEC)
