@@ -54,10 +54,9 @@ def check_cache_policy(policy: Any) -> None:
         return
     assert isinstance(getattr(policy, "name", None), str)
     canvas = Canvas(backbone, PromptBatch(torch.randint(0, 200, (2, 5))), 8)
-    p = canvas.prompt_length  # after the alignment padding
     with torch.inference_mode():
         policy.start(canvas)
-        for start, end, refresh in [(p, p + 4, True), (p, p + 4, False), (p + 4, p + 8, True), (p + 4, p + 8, False)]:
+        for start, end, refresh in [(5, 9, True), (5, 9, False), (9, 13, True), (9, 13, False)]:
             logits, offset = policy.logits(canvas, start, end, refresh)
             assert logits.shape[0] == 2 and logits.shape[2] == backbone.vocab_size
             assert offset <= start and offset + logits.shape[1] >= end, (

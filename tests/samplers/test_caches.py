@@ -79,11 +79,10 @@ def test_prefix_cache_logits_equal_the_masked_full_forward(llada):
     policy = PrefixCache()
     with torch.no_grad():
         policy.start(canvas)
-        p = canvas.prompt_length  # 9 tokens left-padded to 16 (KEY_ALIGNMENT)
-        cached, offset = policy.logits(canvas, p, p + 12, True)
-        mask = prefix_lm_mask(torch.tensor([p]), canvas.length, canvas.key_padding)
-        full = llada(canvas.x, attention_mask=mask, position_ids=canvas.positions)[:, offset:]
-    assert offset == p == 16
+        cached, offset = policy.logits(canvas, 9, 21, True)
+        mask = prefix_lm_mask(torch.tensor([9]), canvas.length)
+        full = llada(canvas.x, attention_mask=mask)[:, offset:]
+    assert offset == 9
     torch.testing.assert_close(cached, full, atol=1e-4, rtol=1e-5)
 
 
@@ -106,10 +105,10 @@ def test_fast_dllm_caches_with_one_step_per_block_equal_full_recompute(llada, ca
 
 
 @pytest.mark.parametrize("cache,expected", [
-    ("none", [40] * 6),
-    ("prefix", [16] + [24] * 6),
-    ("fast_dllm_prefix", [40, 24, 24, 40, 12, 12]),  # block start refresh, then [block_start, N)
-    ("dual", [40, 12, 12, 40, 12, 12]),  # block start refresh, then the block alone
+    ("none", [34] * 6),
+    ("prefix", [10] + [24] * 6),
+    ("fast_dllm_prefix", [34, 24, 24, 34, 12, 12]),  # block start refresh, then [block_start, N)
+    ("dual", [34, 12, 12, 34, 12, 12]),  # block start refresh, then the block alone
 ])
 def test_windows_each_policy_runs(llada, cache, expected):
     sizes, handle = count_window_tokens(llada)
@@ -117,7 +116,7 @@ def test_windows_each_policy_runs(llada, cache, expected):
         result = generate(llada, prompts(1, 10, seed=3), gen_length=24, steps=6, block_length=12, cache=cache)
     finally:
         handle.remove()
-    assert sizes == expected  # prompt 10 (left-padded to 16) + answer 24 = 40 positions; blocks of 12, 3 steps each
+    assert sizes == expected  # prompt 10 + answer 24 = 34 positions; blocks of 12, 3 steps each
     assert result.nfe == len(sizes)
     assert not bool((result.token_ids == llada.special_tokens.mask_id).any())
 

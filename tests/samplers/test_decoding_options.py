@@ -103,11 +103,8 @@ def test_cfg_zero_is_cfg_off_and_cfg_combines_conditional_and_prompt_masked_logi
     canvas = Canvas(llada, PromptBatch(ids), 16, cfg_scale=2.0)
     with torch.no_grad():
         logits = canvas.forward(0, canvas.length)
-        aligned = {"attention_mask": canvas.key_padding, "position_ids": canvas.positions}  # 9 alignment pads
-        cond = llada(canvas.x, **aligned)
-        prompt_masked = canvas.x.clone()
-        prompt_masked[:, : canvas.prompt_length] = MASK
-        uncond = llada(prompt_masked, **aligned)
+        cond = llada(canvas.x)
+        uncond = llada(torch.cat([torch.full_like(ids, MASK), canvas.x[:, 7:]], dim=1))
     torch.testing.assert_close(logits, uncond + 3.0 * (cond - uncond), atol=1e-4, rtol=1e-5)
 
 

@@ -5,6 +5,10 @@ Layout (absolute positions): the prompt ``[0, P)`` (left-padded for ragged batch
 tokens of an infill draft. ``forward(start, end)`` runs the backbone on ``[start, end)`` (through a KV cache
 when the cache policy passes one), applies unsupervised CFG when asked, and counts forward passes.
 
+Ragged batches are batch-invariant: a padded row is given RoPE positions counted over its real tokens
+(``rope.padded_positions``), and on the CPU the attention of a padded batch runs each row on its real keys only
+(``dvlm.core.attention``), so a row computes what its batch-1 run computes, bit for bit, in bf16 too.
+
 Shapes: B batch, P prompt length, G answer length, N = P + G, W window length, V vocabulary, D width.
 """
 
@@ -15,29 +19,12 @@ import torch
 from dvlm.core.errors import SamplerError
 from dvlm.core.rope import padded_positions
 
-KEY_ALIGNMENT = 16
-"""Prompts are left-padded to a multiple of this many positions, in every batch, batch 1 included.
-
-Why: the CPU attention kernel (``F.scaled_dot_product_attention`` -> flash attention for CPU) sums the
-softmax and ``P @ V`` over keys in 16-lane fp32 vectors (bf16 pairs per lane). Left padding shifts a row's
-keys; a shift that is not a multiple of 16 puts them in other lanes, changes the summation order, and in
-bf16 changes the answer of a ragged row (measured: 20/20 cases for a shift of 3, 7 or 33 keys, 0/20 for 16).
-With every prompt padded to a multiple of 16, a row's keys sit in the same lanes whatever the batch, so
-ragged batches give exactly the batch-1 tokens (tests/samplers/test_batch_invariance.py).
-
-Where it stops being exact: the same kernel blocks queries by 32, 64 or 256 rows (fewer than 192, 768, or
-more queries) and keys by 512, and a row's sums depend on where it falls in those blocks. Measured on one
-attention call (bf16, 4 heads of 16, pads a multiple of 16): 100 real keys + 16 pads: 0/10 differ; 490 + 16:
-10/10; 1000 + 32: 10/10; 600 + 512: 0/10. So sequences past about 190 positions are not bit-exact across
-batch sizes; a plain fp32 ``softmax(q k^T) v`` does no better (differs from 180 keys on). Exactness there
-would need attention run per row, without padding."""
-
 
 class Canvas:
     def __init__(self, backbone, prompt, gen_length: int, *, cfg_scale: float = 0.0) -> None:
         self.backbone = backbone
         self.tokens = backbone.special_tokens
-        ids, embeds, padding = _aligned_prompt(prompt, self.tokens.pad_id)
+        ids, embeds, padding = _prompt(prompt, self.tokens.pad_id)
         self.batch_size, self.prompt_length = ids.shape
         self.gen_length = gen_length
         self.length = self.prompt_length + gen_length
@@ -119,20 +106,14 @@ class Canvas:
         window.copy_(torch.where(commit, tokens, window))
 
 
-def _aligned_prompt(prompt, pad_id: int):
-    """``(ids [B, P'], embeds [B, P', D] or None, real [B, P'] bool)``: the prompt left-padded to a multiple
-    of ``KEY_ALIGNMENT`` (see there). Without ids (an all-features prompt) the ids are placeholders."""
+def _prompt(prompt, pad_id: int):
+    """``(ids [B, P], embeds [B, P, D] or None, real [B, P] bool)``; without ids (an all-features prompt)
+    the ids are placeholders, never read as tokens."""
     ids, embeds, padding = prompt.input_ids, prompt.inputs_embeds, prompt.attention_mask
     if ids is None:
         ids = torch.full(embeds.shape[:2], pad_id, dtype=torch.long, device=embeds.device)
     real = (torch.ones(ids.shape, dtype=torch.bool, device=ids.device) if padding is None
             else padding.to(ids.device).bool())  # [B, P]
-    extra = -ids.shape[1] % KEY_ALIGNMENT
-    if extra:
-        ids = torch.cat([ids.new_full((ids.shape[0], extra), pad_id), ids], dim=1)  # [B, P']
-        real = torch.cat([real.new_zeros(ids.shape[0], extra), real], dim=1)  # [B, P']
-        if embeds is not None:
-            embeds = torch.cat([embeds.new_zeros(embeds.shape[0], extra, embeds.shape[2]), embeds], dim=1)
     return ids, embeds, real
 
 
