@@ -13,7 +13,9 @@ re-masked. The backbone returns aligned logits, so the right shift of Dream's he
 
 With ``commit_rule`` set, that rule picks the positions instead of the top ``k`` (it receives ``k`` as
 ``count``). Departures: counts use each row's own mask count (Dream averages over the batch); steps that commit
-nothing are skipped without a forward; confidences are float32 (Dream ranks in the model dtype).
+nothing are skipped without a forward; confidences are float32 (Dream ranks in the model dtype); ``alg_temp``
+draws its positions by Gumbel-top-k (the distribution of Dream's ``multinomial``, another random stream, and
+no crash once a row has fewer candidates than ``k`` or none).
 """
 
 from __future__ import annotations
