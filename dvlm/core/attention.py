@@ -8,7 +8,9 @@ Two mask forms are accepted (``True``/1 = may attend):
 - a full boolean mask ``[B, 1, T, S]`` (e.g. :func:`prefix_lm_mask` for training).
 
 flash-attn (the ``gpu`` extra) is used for unmasked fp16/bf16 CUDA attention when it is importable;
-everything else goes through ``F.scaled_dot_product_attention``.
+everything else goes through ``F.scaled_dot_product_attention``. On the CPU a key-padding mask (a ragged
+batch) runs row by row on each row's real keys, so a padded row gets its batch-1 result bit for bit (see
+``_row_by_row``); on CUDA it stays one masked kernel (batch-invariant up to the kernel's rounding).
 
 Shapes: B batch, T query tokens, S key tokens, H / Hkv query / key-value heads, Dh head width.
 """
@@ -39,11 +41,31 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
     grouping of ``repeat_interleave`` / HF ``repeat_kv``).
     """
     flash = _flash_attn_func()
+    if mask is not None and mask.shape[2] == 1 and not q.is_cuda:  # a key-padding mask, on the CPU
+        return _row_by_row(q, k, v, mask[:, 0, 0])
     if flash is not None and mask is None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
         # flash-attn wants [B, T, H, Dh] with a unit-stride last dim: transposes are views
         out = flash(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal=False)  # [B, T, H, Dh]
         return out.transpose(1, 2)  # [B, H, T, Dh]
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=False, enable_gqa=k.shape[1] != q.shape[1])
+
+
+def _row_by_row(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Attention of a padded batch, each row on its real keys only (``real [B, S]`` bool), without a mask.
+
+    Why: the CPU kernel sums over keys in vector lanes and blocks; padded keys shift a row's keys within
+    them, so in bf16 a padded row would differ from its own batch-1 run (measured: 5/5 random calls differ
+    with 3 pad keys, and past ~180 keys even with 16). Run on exactly its real keys, a row computes what its
+    batch-1 run computes, bit for bit: ragged batches are batch-invariant. Queries need no such care (padding
+    them changes nothing); pad query rows attend to the real keys, as under the mask.
+    """
+    rows = []
+    for b in range(q.shape[0]):
+        keys = real[b].nonzero().flatten()  # [S_b]
+        rows.append(F.scaled_dot_product_attention(
+            q[b : b + 1], k[b : b + 1, :, keys], v[b : b + 1, :, keys], is_causal=False,
+            enable_gqa=k.shape[1] != q.shape[1]))  # [1, H, T, Dh]
+    return torch.cat(rows)  # [B, H, T, Dh]
 
 
 def sdpa_mask(attention_mask: torch.Tensor | None, num_queries: int, num_keys: int) -> torch.Tensor | None:

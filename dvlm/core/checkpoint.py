@@ -91,6 +91,11 @@ def load_pretrained(path: str | Path, *, dtype: str | torch.dtype | None = None,
     from dvlm.core.hub import resolve_folder
 
     folder = resolve_folder(path)
+    if (folder / SPEC).is_file() and (folder / CONFIG).is_file():
+        raise CheckpointError(
+            f"{folder} holds both {SPEC} (a dvlm checkpoint) and {CONFIG} (a published layout), so which "
+            "model it is is ambiguous; move one of them out (dvlm convert writes a dvlm checkpoint to a new folder)"
+        )
     kind, layout = detect_layout(folder)
     reading = layout.read(folder)
     spec = with_dtype(reading.spec, dtype)

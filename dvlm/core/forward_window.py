@@ -17,6 +17,17 @@ from torch import nn
 
 from dvlm.core.attention import sdpa_mask
 from dvlm.core.kv_cache import KVCache
+from dvlm.core.rope import padded_positions
+
+
+def default_positions(attention_mask: torch.Tensor | None, batch: int, start: int, length: int,
+                      device: torch.device) -> torch.Tensor:
+    """``[B, T]`` positions of the window ``[start, start + T)``: counted over real tokens only when a
+    key-padding mask ``[B, S]`` is given (a left-padded row gets the positions of its batch-1 run, as
+    Dream's reference derives them), else ``start + arange(T)``."""
+    if attention_mask is not None and attention_mask.dim() == 2:
+        return padded_positions(attention_mask)[:, start : start + length].to(device)
+    return torch.arange(start, start + length, device=device).expand(batch, length)
 
 
 def embed_inputs(embedding: nn.Embedding, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None) -> torch.Tensor:
@@ -66,9 +77,9 @@ class Window:
         else:
             attend_end = cache_start + length if attend_end is None else attend_end
             cache.check_window(batch, cache_start, length, attend_end)
+        mask = sdpa_mask(attention_mask, length, attend_end)  # checks the mask covers the window
         if position_ids is None:
-            position_ids = torch.arange(cache_start, cache_start + length, device=x.device).expand(batch, length)
+            position_ids = default_positions(attention_mask, batch, cache_start, length, x.device)
         elif position_ids.shape != (batch, length):
             raise ValueError(f"position_ids must be [B, T] = {(batch, length)}, got {tuple(position_ids.shape)}")
-        mask = sdpa_mask(attention_mask, length, attend_end)
         return cls(position_ids, mask, cache, cache_start, attend_end)

@@ -19,7 +19,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from dvlm.core.errors import DvlmError, SamplerError
+from dvlm.core.errors import DvlmError, PromptError, SamplerError
+from dvlm.core.input_checks import check_prompt
 
 INFILL_ROLES = ("fim", "fim_filler")
 """``SpecialTokens.extra`` roles of LaViDa-FIM's markers ([FIM], [S]): kept in ``token_ids``, dropped from text."""
@@ -131,6 +132,7 @@ def run_sampler(
 
     if not hasattr(sampler, "run"):
         sampler = get_registry().build("samplers", sampler)
+    check_prompt(backbone, prompt, getattr(getattr(sampler, "params", None), "gen_length", 0))
     events: list[StepEvent] | None = [] if trace else None
     began = time.perf_counter()
     with torch.inference_mode():
@@ -146,6 +148,11 @@ def run_sampler(
             if events is not None:
                 events.append(event)
     wall = time.perf_counter() - began
+    if bool(getattr(canvas, "nan_logits", False)):
+        raise SamplerError(
+            "the backbone returned NaN logits, so no token could be chosen; the weights or the prompt embeddings "
+            "hold NaN/inf (check the checkpoint, or run float32/bfloat16 if float16 overflows)"
+        )
     tokens = backbone.special_tokens
     ids = canvas.answer.masked_fill(canvas.answer == tokens.mask_id, tokens.pad_id)  # [B, G]
     end_ids = [t for t in (tokens.eot_id, tokens.eos_id) if t is not None]
@@ -214,6 +221,9 @@ def generate(
     if not isinstance(input_ids, torch.Tensor):
         flat = len(input_ids) > 0 and isinstance(input_ids[0], int)  # one prompt given as a plain list
         rows = [list(input_ids)] if flat else [list(r) for r in input_ids]
+        if not rows or not all(rows):
+            raise PromptError("input_ids must hold at least one prompt, each of at least one token "
+                              f"(got {len(rows)} prompts, lengths {[len(r) for r in rows]})")
         input_ids, attention_mask = left_pad(rows, backbone.special_tokens.pad_id)
     if input_ids.dim() == 1:
         input_ids = input_ids[None]
@@ -221,9 +231,5 @@ def generate(
     if device is not None:
         input_ids = input_ids.to(device)
         attention_mask = None if attention_mask is None else attention_mask.to(device)
-    if draft is not None:
-        draft = torch.as_tensor(draft, dtype=torch.long)
-        if draft.dim() == 1 or len(draft) == 1:  # one draft for every row
-            draft = draft.reshape(1, -1).expand(input_ids.shape[0], -1)
     batch = PromptBatch(input_ids=input_ids, attention_mask=attention_mask, draft=draft)
     return run_sampler(backbone, batch, params, tokenizer=tokenizer, generator=generator, on_step=on_step, trace=trace)

@@ -109,7 +109,8 @@ def dvlm_register_commit_rules(register):
     """Register commit rules: which masked positions a sampler step commits.
 
     Factory: ``factory(params) -> CommitRule``: given per-position confidences of the candidates and
-    the schedule's count for the step, return a boolean commit mask (fixed count, threshold, factor).
+    the schedule's count for the step (None without a schedule), return a boolean commit mask (fixed
+    count, threshold, factor). Any sampler spec selects one with ``commit_rule: {kind: ...}``.
 
     :param register: ``register(kind, factory, params, aliases=())``.
     :since: 0.1.0

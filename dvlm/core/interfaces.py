@@ -54,7 +54,8 @@ class Backbone(Protocol):
 
     - attention is bidirectional unless ``attention_mask`` says otherwise: a key-padding mask
       ``[B, S]`` (1/True = real token) or a full boolean mask ``[B, 1, T, S]`` (True = may attend);
-    - ``position_ids [B, T]`` default to ``cache_start + arange(T)``;
+    - ``position_ids [B, T]`` default to the window's slice of ``cumsum(attention_mask) - 1`` for a
+      key-padding mask (a left-padded row keeps its batch-1 positions), else ``cache_start + arange(T)``;
     - with ``cache``, the window's K/V are written at ``[cache_start, cache_start + T)`` and the
       window attends to cache positions ``[0, attend_end)`` (default ``cache_start + T``);
     - logits are aligned: position i holds the prediction for token i even when the underlying
@@ -156,6 +157,20 @@ class CachePolicy(Protocol):
     def start(self, canvas: Any) -> None: ...
 
     def logits(self, canvas: Any, block_start: int, block_end: int, refresh: bool) -> tuple[torch.Tensor, int]: ...
+
+
+@runtime_checkable
+class CommitRule(Protocol):
+    """Which candidate positions a sampler step commits; every sampler takes one as its spec's ``commit_rule``.
+
+    ``rule(confidence [B, N], candidates [B, N] bool, count [B] int64 | None) -> commit [B, N] bool``: never a
+    non-candidate, at least one position in a row with candidates. ``count`` is the schedule's number for the
+    step, None under a sampler without a schedule (``parallel``). Optional ``plan_exact = True``: the rule
+    commits exactly ``min(count, candidates)``, so the loop trusts the schedule and skips a per-step sync.
+    """
+
+    def __call__(self, confidence: torch.Tensor, candidates: torch.Tensor,
+                 count: torch.Tensor | None = None) -> torch.Tensor: ...
 
 
 @runtime_checkable

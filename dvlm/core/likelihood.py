@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from dvlm.core.errors import EvalError
 from dvlm.core.generation import backbone_of, tokenizer_of
+from dvlm.core.input_checks import check_ids, context_length
 
 
 def stratified_counts(answer_length: int, rows: int, start: int) -> torch.Tensor:
@@ -107,9 +108,13 @@ def score(model: Any, prompt: Any, choices: Sequence[str | Sequence[int]], image
     backbone = backbone_of(model)
     tokenizer = tokenizer if tokenizer is not None else tokenizer_of(model)
     answers = [_ids(tokenizer, choice, f"choice {i}") for i, choice in enumerate(choices)]
+    if not answers:
+        raise EvalError("choices= is empty; pass at least one answer to score (text or token ids)")
     empty = [i for i, ids in enumerate(answers) if not ids]
     if empty:
         raise EvalError(f"choice(s) {empty} encode to no tokens; every choice needs at least one token")
+    for i, ids in enumerate(answers):
+        check_ids(torch.tensor(ids), backbone.vocab_size, f"choice {i}")
     template = getattr(model, "chat_template", None)
     end = template.end_of_turn if close_turn and template is not None else ""
     suffix_ids = _ids(tokenizer, end, "the end of turn") if end else []
@@ -126,7 +131,12 @@ def score(model: Any, prompt: Any, choices: Sequence[str | Sequence[int]], image
                 raise EvalError("images= needs a text prompt (the images go where its <image> placeholders are)")
             device = next(backbone.parameters()).device
             ids = torch.as_tensor(prompt, dtype=torch.long, device=device).reshape(1, -1)  # [1, P]
+            check_ids(ids, backbone.vocab_size, "the prompt")
             prefix = backbone.embed(ids)[0]  # [P, D]
+        context = context_length(backbone)
+        if context is not None and prefix.shape[0] + longest > context:
+            raise EvalError(f"the prompt ({prefix.shape[0]} tokens) plus the longest choice and end of turn "
+                            f"({longest}) exceed the backbone's context of {context}; shorten the prompt")
         suffix = None
         if suffix_ids:
             suffix = backbone.embed(torch.tensor([suffix_ids], dtype=torch.long, device=prefix.device))[0]  # [E, D]

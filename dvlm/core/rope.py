@@ -22,8 +22,9 @@ def padded_positions(attention_mask: torch.Tensor) -> torch.Tensor:
     """RoPE positions for a left-padded batch: ``cumsum(mask) - 1`` (pads get 0).
 
     ``attention_mask [B, T]`` (1 = real token) -> ``[B, T]`` int64. With these positions every row
-    of a padded batch sees the same relative positions as its unpadded batch-1 run (Dream's
-    convention; the LLaDA reference instead keeps absolute ``0..T-1``).
+    of a padded batch gets the positions of its unpadded batch-1 run (Dream's reference convention;
+    the LLaDA reference keeps absolute ``0..T-1``, the same answer in exact arithmetic since RoPE is
+    relative, but not in bf16).
     """
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 

@@ -152,7 +152,7 @@ class ModelSpec(Spec):
     truncation: Literal["error", "left", "right"] = "error"
     """Prompt (text + image tokens) plus answer longer than the backbone's context: ``error`` (default),
     ``right`` keeps the start like LLaVA's truncation (which can cut the generation prompt), ``left`` keeps
-    the end."""
+    the BOS/system turn and the end. An image is kept or dropped whole (``dvlm/core/prompt_truncation.py``)."""
     max_image_pixels: int | None = non_semantic(89_478_485, ge=1)
     """Decompression-bomb guard: larger images are refused before decoding (Pillow's threshold); None: off."""
 

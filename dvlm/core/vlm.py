@@ -29,19 +29,11 @@ from torch import nn
 from dvlm.core.errors import PromptError
 from dvlm.core.generation import PromptBatch
 from dvlm.core.image import load_image
+from dvlm.core.input_checks import context_length
+from dvlm.core.prompt_truncation import truncate
 from dvlm.core.plugins import get_registry
 from dvlm.core.specs import ModelSpec, load_spec, parse_spec
 from dvlm.core.tokenizer import IMAGE_PLACEHOLDER, load_tokenizer, split_on_images
-
-
-def context_length(backbone: Any) -> int | None:
-    """The context the backbone's checkpoint declares (LLaDA ``max_sequence_length``, Dream
-    ``max_position_embeddings``), or None when it declares none."""
-    params = getattr(backbone, "params", None)
-    for name in ("max_sequence_length", "max_position_embeddings"):
-        if getattr(params, name, None) is not None:
-            return int(getattr(params, name))
-    return None
 
 
 def _conversations(prompt: Any, images: Any) -> list[tuple[Any, list[Any]]]:
@@ -162,18 +154,19 @@ class DiffusionVLM(nn.Module):
                               "or a model without chat_template)")
         return conversation
 
-    def _fit(self, rows: list[list[Any]], gen_length: int) -> None:
-        """Check each row's pieces (text-id lists and image-token counts) against the backbone's context."""
+    def _fit(self, rows: list[list[Any]], gen_length: int, heads: list[int]) -> list[list[Any]]:
+        """Each row's pieces (text-id lists and ``(image, token count)``) within the backbone's context, cut
+        as the spec's ``truncation`` says (images whole, the BOS/system head kept), or a clear error."""
         context = context_length(self.backbone)
         if context is None:
-            return
+            return rows
         budget = context - gen_length
         if budget <= 0:
             raise PromptError(f"gen_length {gen_length} leaves no room for a prompt in the backbone's context of "
                               f"{context} tokens; lower gen_length")
         for b, pieces in enumerate(rows):
             text = sum(len(p) for p in pieces if isinstance(p, list))
-            image = sum(p for p in pieces if isinstance(p, int))
+            image = sum(p[1] for p in pieces if isinstance(p, tuple))
             if text + image > budget and self.spec.truncation == "error":
                 raise PromptError(
                     f"prompt {b} is {text} text + {image} image tokens = {text + image}, and with the "
@@ -181,6 +174,23 @@ class DiffusionVLM(nn.Module):
                     f"the prompt, use fewer or smaller images (or a layout with fewer tokens), lower gen_length, "
                     f"or set `truncation: left` or `right` in the model spec."
                 )
+        return [truncate(pieces, budget, self.spec.truncation, head) for pieces, head in zip(rows, heads)]
+
+    def _protected_head(self, conversation: Any, first_chunk: list[int]) -> int:
+        """Tokens at the start of a row that left truncation keeps: BOS and the system turn (the template's
+        rendering of the leading system messages, when it is a prefix of the row)."""
+        if self.chat_template is None:
+            return 0
+        messages = [{"role": "user", "content": conversation}] if isinstance(conversation, str) else list(conversation)
+        system = []
+        for message in messages:
+            if message.get("role") != "system":
+                break
+            system.append(message)
+        head = self.chat_template.render(system, bos_token=getattr(self.tokenizer, "bos_token", None),
+                                         add_generation_prompt=False, tokenizer=self.tokenizer)
+        ids = split_on_images(self.tokenizer, head, self.spec.text_after_image)[0] if head else []
+        return len(ids) if first_chunk[: len(ids)] == ids else 0
 
     def prompt_batch(self, prompt: Any, images: Any = None, *, gen_length: int = 0,
                      draft: torch.Tensor | Sequence[int] | None = None, raw: bool = False) -> PromptBatch:
@@ -192,18 +202,19 @@ class DiffusionVLM(nn.Module):
         if self.tokenizer is None:
             raise PromptError("this model has no tokenizer, so prompt= text cannot be encoded; set `tokenizer:` "
                               "in the model spec (a folder with tokenizer files) or pass input_ids=")
-        rows, loaded = [], []
+        rows, heads = [], []
         for b, (conversation, row_images) in enumerate(_conversations(prompt, images)):
             row_loaded = self.load_images(row_images)
-            text = self.render(_with_placeholders(conversation, len(row_loaded), b), raw)
-            chunks = split_on_images(self.tokenizer, text, self.spec.text_after_image)
+            conversation = _with_placeholders(conversation, len(row_loaded), b)
+            chunks = split_on_images(self.tokenizer, self.render(conversation, raw), self.spec.text_after_image)
             pieces: list[Any] = [chunks[0]]
             for image, chunk in zip(row_loaded, chunks[1:]):
-                pieces += [self.count_image_tokens(image), chunk]
+                pieces += [(image, self.count_image_tokens(image)), chunk]
             rows.append(pieces)
-            loaded += row_loaded
-        self._fit(rows, gen_length)  # before any vision forward
-        features = iter(self.encode_images(loaded))
+            keep_head = self.spec.truncation == "left" and not raw
+            heads.append(self._protected_head(conversation, chunks[0]) if keep_head else 0)
+        rows = self._fit(rows, gen_length, heads)  # before any vision forward: dropped images are not encoded
+        features = iter(self.encode_images([p[0] for pieces in rows for p in pieces if isinstance(p, tuple)]))
         pad_id = self.special_tokens.pad_id
         ids_rows, embed_rows = [], []
         for pieces in rows:
@@ -219,16 +230,7 @@ class DiffusionVLM(nn.Module):
                     embeds.append(tokens.to(self.dtype))
             ids_rows.append(torch.cat(ids))
             embed_rows.append(torch.cat(embeds))
-        ids_rows, embed_rows = self._truncate(ids_rows, embed_rows, gen_length)
         return self._left_pad(ids_rows, embed_rows, draft)
-
-    def _truncate(self, ids_rows, embed_rows, gen_length):
-        context = context_length(self.backbone)
-        if context is None or self.spec.truncation == "error":
-            return ids_rows, embed_rows
-        keep = context - gen_length
-        cut = slice(None, keep) if self.spec.truncation == "right" else slice(-keep, None)
-        return [ids[cut] for ids in ids_rows], [embeds[cut] for embeds in embed_rows]
 
     def _left_pad(self, ids_rows, embed_rows, draft) -> PromptBatch:
         length = max(len(ids) for ids in ids_rows)
@@ -240,9 +242,6 @@ class DiffusionVLM(nn.Module):
             ids[b, length - len(row_ids):] = row_ids
             embeds[b, length - len(row_ids):] = row_embeds
             mask[b, length - len(row_ids):] = 1
-        if draft is not None:
-            draft = torch.as_tensor(draft, dtype=torch.long, device=self.device)
-            draft = draft.expand(batch, -1) if draft.dim() == 1 else draft
         return PromptBatch(input_ids=ids, attention_mask=None if bool(mask.all()) else mask, inputs_embeds=embeds,
                            draft=draft)
 

@@ -10,6 +10,10 @@ events, which is a few routes and a page of plain JavaScript. Starlette, uvicorn
 small pure-Python packages from PyPI (under 2 MB together); Gradio would bring FastAPI, pandas, a large
 front-end bundle and usage analytics, and its components would have to be bent to draw a per-token canvas.
 
+Samplers: the page picks one of the presets or of the sampler specs given to ``dvlm serve`` at start, with
+a bounded number of ``key=value`` overrides and ``gen_length``/``steps`` within ``--max-gen-length``; a
+request never names a file, so the server reads none for it and no error can echo one.
+
 Errors: input a user can get wrong (no image for a vision model, a file that is not an image, a prompt or
 sampler setting that does not fit) is refused with HTTP 400 and one message; an exception while generating
 becomes an ``error`` event with its message, the traceback goes to the server log, and the server keeps
@@ -27,37 +31,60 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from dvlm.core.errors import DvlmError, ImageError, PromptError
+from dvlm.core.errors import DvlmError, ImageError, PromptError, SpecError
 from dvlm.core.sampler_specs import preset_names, resolve_sampler
 
 log = logging.getLogger("dvlm.serve")
 PAGE = Path(__file__).resolve().parent / "page.html"
 DONE = object()
+MAX_GEN_LENGTH = 1024
+"""Default bound on ``gen_length`` and ``steps`` a page request may ask for (``--max-gen-length``)."""
+MAX_OVERRIDES, MAX_OVERRIDE_CHARS = 16, 400
 
 
 class Demo:
     """The loaded model and what the page needs from it: token pieces and one generation at a time."""
 
-    def __init__(self, model: Any, name: str, default_sampler: str = "llada-reference",
-                 default_overrides: str = "") -> None:
+    def __init__(self, model: Any, name: str, samplers: dict[str, Any], default_sampler: str,
+                 default_overrides: str = "", max_gen_length: int = MAX_GEN_LENGTH) -> None:
         self.model, self.name = model, name
         self.tokenizer = model.tokenizer
         self.tokens = model.special_tokens
         self.needs_image = getattr(model, "vision", None) is not None
+        self.samplers = samplers
+        """Name -> resolved sampler params: the presets and the specs given at start, the page's only choices."""
         self.default_sampler, self.default_overrides = default_sampler, default_overrides
+        self.max_gen_length = max_gen_length
         self.lock = threading.Lock()
         self._pieces: dict[int, str] = {}
 
     def info(self) -> dict[str, Any]:
-        return {"checkpoint": self.name, "needs_image": self.needs_image, "presets": preset_names(),
-                "sampler": self.default_sampler, "overrides": self.default_overrides}
+        return {"checkpoint": self.name, "needs_image": self.needs_image, "presets": list(self.samplers),
+                "sampler": self.default_sampler, "overrides": self.default_overrides,
+                "max_gen_length": self.max_gen_length}
+
+    def sampler(self, name: str, overrides: str) -> Any:
+        """A sampler the page may run: one of ``self.samplers`` (never a path: the server reads no file a request
+        names), with at most ``MAX_OVERRIDES`` overrides and lengths within ``max_gen_length``."""
+        if name not in self.samplers:
+            raise SpecError(f"unknown sampler; this server offers: {', '.join(self.samplers)}")
+        if len(overrides) > MAX_OVERRIDE_CHARS or len(overrides.replace(",", " ").split()) > MAX_OVERRIDES:
+            raise SpecError(f"too many overrides: at most {MAX_OVERRIDES} key=value pairs "
+                            f"({MAX_OVERRIDE_CHARS} characters)")
+        params = resolve_sampler(self.samplers[name], overrides.replace(",", " ").split())
+        for field in ("gen_length", "steps"):
+            value = getattr(params, field, None)
+            if value is not None and value > self.max_gen_length:
+                raise SpecError(f"{field}={value} is above this server's limit of {self.max_gen_length} "
+                                f"(dvlm serve --max-gen-length)")
+        return params
 
     def piece(self, token_id: int) -> str:
         """The text of one token (cached): what a committed cell shows."""
@@ -92,7 +119,7 @@ class Demo:
             images = self.model.load_images([image]) if image else []
         except ImageError as err:
             raise ImageError(f"'{filename}' cannot be used: {err}") from None
-        params = resolve_sampler(sampler, overrides.replace(",", " ").split())
+        params = self.sampler(sampler, overrides)
         from dvlm.core.plugins import get_registry
 
         get_registry().build("samplers", params)  # settings that cannot run (e.g. steps vs blocks) fail here
@@ -172,9 +199,12 @@ def create_app(demo: Demo) -> Starlette:
                              Route("/generate", generate, methods=["POST"])])
 
 
-def load_demo(checkpoint: str | Path, device: str = "cpu", sampler: str = "llada-reference",
-              overrides: str = "") -> Demo:
-    """Load a checkpoint for the page (a model without a tokenizer cannot show text: refused here)."""
+def load_demo(checkpoint: str | Path, device: str = "cpu", sampler: str | Sequence[str] = "llada-reference",
+              overrides: str = "", max_gen_length: int = MAX_GEN_LENGTH) -> Demo:
+    """Load a checkpoint for the page (a model without a tokenizer cannot show text: refused here).
+
+    ``sampler``: one or more presets or sampler spec files, read now; the page offers these and the presets
+    (a file under its stem), the first selected when it opens."""
     import dvlm
     from dvlm.core.errors import CheckpointError
 
@@ -182,5 +212,12 @@ def load_demo(checkpoint: str | Path, device: str = "cpu", sampler: str = "llada
     if getattr(model, "tokenizer", None) is None or not hasattr(model, "prompt_batch"):
         raise CheckpointError(f"{checkpoint}: dvlm serve needs a vision-language (or chat) checkpoint with its "
                               f"tokenizer files, e.g. one written by dvlm train or a LaViDa / LLaDA-V folder")
-    resolve_sampler(sampler, overrides.replace(",", " ").split())  # fail before serving
-    return Demo(model.eval(), Path(checkpoint).name, sampler, overrides)
+    samplers = {name: resolve_sampler(name) for name in preset_names()}
+    given = [sampler] if isinstance(sampler, str) else list(sampler)
+    names = [name if name in samplers else Path(name).stem for name in given]
+    for name, source in zip(names, given):
+        if source not in samplers:
+            samplers[name] = resolve_sampler(source)  # a spec file: read once, at start
+    demo = Demo(model.eval(), Path(checkpoint).name, samplers, names[0], overrides, max_gen_length)
+    demo.sampler(names[0], overrides)  # fail before serving
+    return demo

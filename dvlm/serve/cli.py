@@ -7,7 +7,7 @@ imported only when the command runs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -17,8 +17,13 @@ def serve_command(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 7860,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, ...")] = "cpu",
-    sampler: Annotated[str, typer.Option("--sampler", help="Preset selected when the page opens.")] = "llada-reference",
-    overrides: Annotated[str, typer.Option("--set", help="Overrides shown when the page opens, e.g. 'gen_length=32 steps=32'.")] = "",
+    sampler: Annotated[Optional[list[str]], typer.Option(
+        "--sampler", help="Preset or sampler spec file the page offers (repeatable; the first is selected). The page "
+                          "offers only these and the presets.")] = None,
+    overrides: Annotated[str, typer.Option(
+        "--set", help="Overrides shown when the page opens, e.g. 'gen_length=32 steps=32'.")] = "",
+    max_gen_length: Annotated[int, typer.Option("--max-gen-length", min=1,
+                                                help="Largest gen_length / steps a page request may ask for.")] = 1024,
 ) -> None:
     """Serve a page to upload an image, write a prompt, pick a sampler and watch the answer denoise."""
     from dvlm.core.errors import DvlmError
@@ -29,6 +34,7 @@ def serve_command(
         from dvlm.serve.app import create_app, load_demo
     except ImportError as err:
         raise DvlmError(f"dvlm serve needs the serve extra ({err.name} is missing): pip install 'dvlm[serve]'") from None
-    demo = load_demo(checkpoint, device=device, sampler=sampler, overrides=overrides)
+    demo = load_demo(checkpoint, device=device, sampler=sampler or ["llada-reference"], overrides=overrides,
+                     max_gen_length=max_gen_length)
     typer.echo(f"dvlm serve: {checkpoint} on http://{host}:{port}  (Ctrl+C to stop)")
     uvicorn.run(create_app(demo), host=host, port=port, log_level="warning")

@@ -39,6 +39,9 @@ def check_commit_rule(rule: Any) -> None:
     assert not bool((commit & ~candidates).any()), "committed a position that is not a candidate"
     assert not bool(commit[2].any()), "committed in a row without candidates"
     assert bool(commit[:2].any(-1).all()), "a row with candidates must commit at least one position"
+    unscheduled = rule(confidence, candidates, None)  # under a sampler without a schedule (parallel)
+    assert unscheduled.dtype == torch.bool and not bool((unscheduled & ~candidates).any())
+    assert bool(unscheduled[:2].any(-1).all()), "with count=None a row with candidates must still commit"
 
 
 def check_cache_policy(policy: Any) -> None:

@@ -18,10 +18,16 @@ def test_llada_logits_match_reference(folder, kind):
     cases = fixture_cases(folder, kind)
     assert {name.endswith("padded") for name, _ in cases} == {True, False}
     for name, case in cases:
-        # the reference masks padded keys and keeps absolute positions 0..T-1 (the default here)
-        logits = model(case["input_ids"], attention_mask=case.get("attention_mask"))
+        # the reference masks padded keys and keeps absolute positions 0..T-1 (given explicitly here)
+        ids, padding = case["input_ids"], case.get("attention_mask")
+        absolute = torch.arange(ids.shape[1]).expand_as(ids)
+        logits = model(ids, attention_mask=padding, position_ids=absolute)
         assert logits.shape == case["logits"].shape, name
         torch.testing.assert_close(logits, case["logits"], atol=ATOL, rtol=RTOL, msg=name)
+        if padding is not None:  # by default positions count real tokens only: the same real rows (RoPE is relative)
+            real = padding.bool()
+            torch.testing.assert_close(model(ids, attention_mask=padding)[real], case["logits"][real],
+                                       atol=ATOL, rtol=RTOL, msg=name)
 
 
 def test_dream_logits_match_reference_shifted():

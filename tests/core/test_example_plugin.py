@@ -28,8 +28,8 @@ def example_site(tmp_path_factory):
 
 
 def with_site(site) -> str:
-    """PYTHONPATH with the example's install folder first (the checkout under test stays importable)."""
-    return os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])])
+    """PYTHONPATH with the example's install folder first, then this checkout's dvlm (the one under test)."""
+    return os.pathsep.join([str(site), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 def dvlm(site, *args, **env):
@@ -91,3 +91,36 @@ def test_the_package_passes_the_conformance_kit(example_site):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert " passed" in result.stdout and "failed" not in result.stdout and "skipped" not in result.stdout
+
+
+GENERATE_WITH_THE_RULE = """
+import json, sys, torch
+import dvlm
+model = dvlm.load_pretrained(sys.argv[1])
+out = {}
+for sampler in ("llada-reference", "lavida-coco", "fast-dllm", "dream"):
+    spec = {"kind": "dream", "steps": 8} if sampler == "dream" else sampler
+    sets = ["gen_length=16", "commit_rule=leftmost"] + (["block_length=8"] if sampler != "dream" else [])
+    sets += ["steps=4"] if sampler == "lavida-coco" else []  # 2 steps per block: several commits per step
+    result = dvlm.generate(model, [[1, 2, 3], [4, 5, 6, 7, 8]], sampler=spec, overrides=sets, trace=True)
+    out[sampler] = [[e.committed[b].nonzero().flatten().tolist() for e in result.steps] for b in range(2)]
+print(json.dumps(out))
+"""
+
+
+def test_its_commit_rule_drives_every_stock_sampler(example_site):
+    """Installed through its entry point, the package's ``leftmost`` rule is honoured by fixed_count (two presets),
+    parallel (no schedule: one position per step) and dream, with no change to dvlm."""
+    result = subprocess.run(
+        [sys.executable, "-c", GENERATE_WITH_THE_RULE, str(ROOT / "tests" / "fixtures" / "llada_tiny")],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": with_site(example_site), "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    committed = json.loads(result.stdout)
+    for sampler, rows in committed.items():
+        for steps in rows:
+            order = [position for step in steps for position in step]
+            assert order == list(range(16)), (sampler, steps)  # left to right, every position once
+    assert all(len(step) == 1 for step in committed["fast-dllm"][0])  # per_step = 1 under parallel
+    assert any(len(step) > 1 for step in committed["lavida-coco"][0])  # the schedule's counts under fixed_count

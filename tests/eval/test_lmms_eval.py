@@ -86,7 +86,7 @@ def test_gen_kwargs_override_sampler_fields_and_nested_ones():
                                                 "cache": "prefix", "schedule": "shift", "schedule__alpha": 0.5})
     assert (params.gen_length, params.steps, params.block_length) == (32, 8, 16)
     assert params.cache.kind == "prefix" and params.schedule.kind == "shift" and params.schedule.alpha == 0.5
-    dotted, _ = sampler_for("lavida", {"schedule.alpha": 0.25})
+    dotted, _ = sampler_for("lavida-coco", {"schedule.alpha": 0.25})
     assert dotted.schedule.alpha == 0.25
 
 

@@ -123,6 +123,42 @@ def test_bad_input_gets_one_clear_message_and_the_server_keeps_serving(demo):
     assert after[-1]["type"] == "done"
 
 
+def test_the_page_runs_only_the_offered_samplers_with_bounded_overrides(demo, tmp_path):
+    """Issue #14: the sampler field took any server-side path and validation errors echoed the file."""
+    from starlette.testclient import TestClient
+
+    from dvlm.serve.app import create_app
+
+    client = TestClient(create_app(demo))
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("kind: fixed_count\ngen_length: 8\nnot_a_field: TOP-SECRET-VALUE\n")
+    for name in (str(secret), "/etc/passwd", "../../../etc/hostname", "lavida.yaml"):
+        refused = post(client, image=IMAGE.read_bytes(), prompt=QUESTION, sampler=name, overrides=OVERRIDES)
+        assert refused.status_code == 400 and "this server offers: " in refused.json()["error"]
+        assert "TOP-SECRET" not in refused.text and "root:" not in refused.text
+    big = post(client, image=IMAGE.read_bytes(), prompt=QUESTION, overrides="gen_length=100000 steps=8 block_length=8")
+    assert big.status_code == 400 and "gen_length=100000 is above this server's limit of 1024" in big.json()["error"]
+    many = post(client, image=IMAGE.read_bytes(), prompt=QUESTION, overrides=" ".join(["steps=8"] * 17))
+    assert many.status_code == 400 and "too many overrides" in many.json()["error"]
+
+
+def test_sampler_specs_given_at_start_are_offered_under_their_name(trained_checkpoint, tmp_path):
+    from starlette.testclient import TestClient
+
+    from dvlm.serve.app import create_app, load_demo
+
+    spec = tmp_path / "my-sampler.yaml"
+    spec.write_text("spec: sampler\nkind: fixed_count\ngen_length: 8\nsteps: 4\nblock_length: 8\n")
+    demo = load_demo(trained_checkpoint, sampler=[str(spec), "lavida"], max_gen_length=64)
+    client = TestClient(create_app(demo))
+    info = client.get("/info").json()
+    assert info["sampler"] == "my-sampler" and {"my-sampler", "lavida", "llada-reference"} <= set(info["presets"])
+    stream = events(post(client, image=IMAGE.read_bytes(), prompt=QUESTION, sampler="my-sampler"))
+    assert stream[0]["gen_length"] == 8 and stream[-1]["type"] == "done" and stream[-1]["nfe"] == 4
+    lavida = post(client, image=IMAGE.read_bytes(), prompt=QUESTION, sampler="lavida")  # 256 tokens > 64
+    assert lavida.status_code == 400 and "gen_length=256 is above this server's limit of 64" in lavida.json()["error"]
+
+
 # -- in the browser -------------------------------------------------------------------------------------------
 
 

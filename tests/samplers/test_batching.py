@@ -12,8 +12,8 @@ SPECS = {
     "fixed_count_margin_dual": {"kind": "fixed_count", "gen_length": 16, "steps": 8, "block_length": 8,
                                 "confidence": "margin", "cache": "dual"},
     "parallel_threshold": {"kind": "parallel", "gen_length": 16, "block_length": 8, "threshold": 0.2},
-    "parallel_factor_fast_dllm_prefix": {"kind": "parallel", "gen_length": 16, "block_length": 8, "threshold": None,
-                                         "factor": 2.0, "cache": "fast_dllm_prefix"},
+    "parallel_factor_fast_dllm_prefix": {"kind": "parallel", "gen_length": 16, "block_length": 8, "factor": 2.0,
+                                         "cache": "fast_dllm_prefix"},
 }
 DREAM_SPECS = {
     "dream_entropy": {"kind": "dream", "gen_length": 16, "steps": 8, "alg": "entropy"},

@@ -149,3 +149,27 @@ def test_sampling_is_reproducible_with_a_seeded_generator(llada, dream, spec):
             for s in (5, 5, 6)]
     assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
     assert MASK not in runs[0].flatten().tolist()
+
+
+def test_dream_alg_temp_with_early_stop_finishes_rows_without_crashing(dream):
+    """Issue #14: once a row had no candidates left, softmax over nothing gave NaN and multinomial raised."""
+    model = with_tokens(dream, eot_token_id=252)
+    draft = torch.tensor([[MASK, MASK, 252] + [MASK] * 4, [MASK] * 6 + [252]])  # rows end after 2 and 6 tokens
+    spec = {"kind": "dream", "gen_length": 16, "steps": 4, "alg": "entropy", "alg_temp": 0.5, "early_stop": True}
+    result = dvlm.generate(model, prompts(2, 6, seed=30), draft=draft, sampler=spec,
+                           generator=torch.Generator().manual_seed(0))
+    assert result.answer_lengths == [3, 7]
+    assert MASK not in result.token_ids.flatten().tolist()
+
+
+def test_dream_alg_temp_draws_positions_in_proportion_to_softmax_confidence():
+    """Gumbel-top-k: one position drawn from softmax(confidence / alg_temp) among the candidates."""
+    from dvlm.plugins.samplers.dream import GumbelTopK
+
+    rule = GumbelTopK(0.5, torch.Generator().manual_seed(0))
+    confidence = torch.tensor([[0.0, 0.5, 1.0, 9.0]]).expand(20_000, 4)
+    candidates = torch.tensor([[True, True, True, False]]).expand(20_000, 4)
+    commit = rule(confidence, candidates, torch.ones(20_000, dtype=torch.long))
+    assert bool((commit.sum(-1) == 1).all()) and not bool(commit[:, 3].any())
+    expected = torch.softmax(torch.tensor([0.0, 0.5, 1.0]) / 0.5, dim=0)
+    torch.testing.assert_close(commit[:, :3].float().mean(0), expected, atol=0.015, rtol=0)

@@ -55,11 +55,39 @@ def test_every_preset_runs(llada, dream, name):
 def test_presets_carry_the_reference_settings():
     coco = resolve_sampler("lavida-coco")
     assert (coco.gen_length, coco.steps, coco.block_length, coco.cache.kind) == (32, 16, 32, "prefix")
-    assert coco.schedule.kind == "shift" and coco.schedule.alpha == pytest.approx(1 / 3)
+    assert coco.schedule.kind == "shift" and coco.schedule.alpha == 0.33  # run_coco.sh's value, not 1/3
     fast = resolve_sampler("fast-dllm")
-    assert (fast.kind, fast.block_length, fast.threshold, fast.cache.kind) == ("parallel", 32, 0.9, "dual")
+    assert (fast.kind, fast.block_length, fast.cache.kind) == ("parallel", 32, "dual")
+    assert (fast.commit_rule.kind, fast.commit_rule.threshold) == ("threshold", 0.9)
     assert resolve_sampler("lavida").steps is None  # K = L
     assert resolve_sampler("llada-v").early_stop
+
+
+def test_the_coco_preset_runs_run_coco_shs_integer_schedule():
+    """LaViDa run_coco.sh: L = 32, K = 16, schedule__shift=0.33 -> lavida.md:411's counts (1/3 gives
+    [6,4,4,2,3,...]: issue #14)."""
+    from dvlm.core.plugins import get_registry
+
+    coco = resolve_sampler("lavida-coco")
+    counts = get_registry().build("schedules", coco.schedule).counts(torch.tensor([32]), coco.steps)
+    assert counts[0].tolist() == [6, 4, 4, 3, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+
+
+def test_the_presets_readme_gives_a_source_for_every_field_of_every_preset():
+    import re
+
+    from dvlm.core.sampler_specs import PRESET_DIR, preset_names
+    from dvlm.core.specs import read_document
+
+    readme = (PRESET_DIR / "README.md").read_text()
+    for name in preset_names():
+        section = readme.split(f"**`{name}`**", 1)[1].split("**`", 1)[0]
+        listed = {field for cell in re.findall(r"^\| ([^|]+) \|", section, flags=re.M)
+                  for field in re.findall(r"`(\w+)`", cell)}
+        fields = set(read_document(PRESET_DIR / f"{name}.yaml")) - {"spec", "kind"}
+        assert fields <= listed, f"{name}: no source row for {sorted(fields - listed)}"
+        for row in re.findall(r"^\| `.*\|$", section, flags=re.M):  # each row cites a file and line
+            assert re.search(r"\w+\.md:\d+|:\d+\)", row), row
 
 
 def test_spec_sources_and_overrides(tmp_path, llada):
@@ -77,11 +105,11 @@ def test_spec_sources_and_overrides(tmp_path, llada):
 @pytest.mark.parametrize("sampler,overrides,message", [
     ("lavda", [], "unknown sampler preset 'lavda'.*Did you mean 'lavida'"),
     ("lavida", ["stepz=4"], "--set stepz: sampler kind 'fixed_count' has no field 'stepz'.*Did you mean 'steps'"),
-    ("lavida", ["schedule.alpah=4"], "schedule kind 'shift' has no field 'alpah'.*Did you mean 'alpha'"),
+    ("lavida-coco", ["schedule.alpah=4"], "schedule kind 'shift' has no field 'alpah'.*Did you mean 'alpha'"),
     ("lavida", ["steps"], "expected key=value"),
     ("lavida", ["gen_length.x=1"], "'gen_length' is a plain value"),
     ("lavida", ["cache=prefx"], "cache.*'prefx'.*prefix"),
-    ("fast-dllm", ["factor=1.0"], "set exactly one of threshold or factor.*threshold: null"),
+    ("fast-dllm", ["factor=1.0"], "set the commit rule once \\(got factor, commit_rule\\).*commit_rule.factor=1.0"),
     ("missing.yaml", [], "missing.yaml does not exist"),
     ("dream", ["alg=origin", "schedule=shift"], "'origin'.*takes no schedule"),
 ])

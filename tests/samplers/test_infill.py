@@ -90,3 +90,25 @@ def test_a_draft_longer_than_the_answer_is_a_clear_error(llada):
     with pytest.raises(dvlm.DvlmError, match="draft has 9 tokens but gen_length is 8"):
         dvlm.generate(llada, prompts(1, 4, seed=0), draft=[1] * 9,
                       sampler={"kind": "fixed_count", "gen_length": 8, "steps": 8})
+
+
+@pytest.mark.parametrize("shape", ["flat", "one_row"])
+def test_one_draft_is_broadcast_to_every_row_never_reshaped(llada, shape):
+    """Issue #14: a [1, L] draft with batch 2 was reshaped across rows (row 0 got the first half)."""
+    from dvlm.core.generation import PromptBatch, left_pad, run_sampler
+    from dvlm.core.sampler_specs import resolve_sampler
+
+    draft = torch.tensor([11, 12, MASK, 13, MASK, MASK, 14, 15])
+    spec = resolve_sampler({"kind": "fixed_count", "gen_length": 16, "steps": 8, "block_length": 8})
+    given = draft if shape == "flat" else draft[None]
+    ids, padding = left_pad([[1, 2, 3], [4, 5, 6, 7, 8]], pad_id=251)
+    result = run_sampler(llada, PromptBatch(ids, padding, draft=given), spec)  # as DiffusionVLM.prompt_batch passes it
+    fixed = draft != MASK
+    for row in result.token_ids:
+        assert torch.equal(row[:8][fixed], draft[fixed])
+
+
+def test_a_draft_whose_rows_do_not_match_the_batch_is_refused(llada):
+    with pytest.raises(dvlm.DvlmError, match=r"infill draft has shape \(3, 4\) for a batch of 2"):
+        dvlm.generate(llada, [[1, 2, 3], [4, 5]], draft=torch.full((3, 4), MASK),
+                      sampler={"kind": "fixed_count", "gen_length": 8, "steps": 4})

@@ -96,7 +96,7 @@ def test_loss_equals_hand_computed_cross_entropy(kind, weighting):
     else:  # LLaDA SFT: Σ CE / p (or / t) / answer length per row, mean over rows
         expected = 0.0
         for r in range(rows.shape[0]):
-            scale = float(out.p[r]) if weighting == "inverse_p" else max(float(out.t[r]), 1e-3)
+            scale = max(float(out.p[r] if weighting == "inverse_p" else out.t[r]), 1e-3)
             answer = int((rows[r] != IGNORE_INDEX).sum())
             expected += sum(_hand_ce(logits, r, i, int(rows[r, i])) for rr, i in masked if rr == r) / scale / answer
         expected /= rows.shape[0]
@@ -131,3 +131,21 @@ def test_empty_targets_give_a_zero_loss_that_still_backpropagates():
 def test_bad_labels_shape_is_an_error():
     with pytest.raises(ValueError, match="batch, tokens"):
         build("uniform")({"labels": torch.zeros(3, dtype=torch.long)})
+
+
+@pytest.mark.parametrize("weighting", ["inverse_p", "inverse_t"])
+def test_complementary_copy_weights_have_a_floor(weighting):
+    """Issue #14: copy 2's weight 1/(1 - p) had no floor (up to ~1.7e7 once t is near 1); now at most 1/eps."""
+    from dvlm.plugins.masking.strategies import loss_weights
+
+    targets = torch.ones(4, 6, dtype=torch.bool)
+    masked = targets.clone()
+    p = torch.tensor([0.5, 1 - 6e-8, 6e-8, 0.999])  # the second copy of a draw with t -> 1 has 1 - p ~ 6e-8
+    weights = loss_weights(masked, targets, p, p, weighting, eps=1e-3)
+    per_token = weights * targets.sum(dim=1, keepdim=True) * targets.shape[0]  # undo the normalisation
+    assert float(per_token.max()) == pytest.approx(1 / 1e-3)
+    assert float(per_token[0, 0]) == pytest.approx(2.0)
+    strategy = build("complementary", weighting=weighting)
+    for seed in range(200):
+        out = strategy({"labels": torch.tensor([[1, 2, 3, 4]])}, torch.Generator().manual_seed(seed))
+        assert float(out.weights.max()) * 4 * 2 <= 1 / 1e-3 + 1e-3

@@ -36,12 +36,14 @@ def loss_weights(masked: torch.Tensor, targets: torch.Tensor, t: torch.Tensor, p
                  weighting: Weighting, eps: float) -> torch.Tensor:
     """``[R, T]`` per-token weights; the loss is Σ weights · CE (see ``params.Weighting``).
 
-    ``inverse_t`` uses 1/max(t, ε) so that a draw of t = 0 cannot make an infinite weight.
+    Both inverse weightings floor their denominator at ε (1/max(t, ε), 1/max(p, ε)), so no row weighs more than
+    1/ε: a draw of t = 0 cannot make an infinite weight, nor can a complementary copy whose mask probability
+    1 - p is near 0 (unfloored it reached ~1.7e7).
     """
     masked_f = masked.float()
     if weighting == "none":
         return masked_f / masked_f.sum().clamp(min=1)
-    scale = 1 / p if weighting == "inverse_p" else 1 / t.clamp(min=eps)  # [R]
+    scale = 1 / (p if weighting == "inverse_p" else t).clamp(min=eps)  # [R]
     per_row = scale / targets.sum(dim=1).clamp(min=1) / masked.shape[0]  # [R]
     return masked_f * per_row[:, None].float()
 

@@ -7,7 +7,10 @@
 - cache policies: ``none``, ``prefix`` (exact, LaViDa Prefix-DLM), ``fast_dllm_prefix``, ``dual``
   (``cache_policies.py``).
 
-Schedules are their own plugin (``dvlm/plugins/schedules``). Only the pydantic params are imported here.
+The three samplers run one shared denoising loop (``loop.py``): each contributes its blocks, its plan of
+commits per step, its proposal convention and its default rule; ``commit_rule`` in any sampler spec swaps
+the rule for any registered one. Schedules are their own plugin (``dvlm/plugins/schedules``). Only the
+pydantic params are imported here.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ Layout (absolute positions): the prompt ``[0, P)`` (left-padded for ragged batch
 tokens of an infill draft. ``forward(start, end)`` runs the backbone on ``[start, end)`` (through a KV cache
 when the cache policy passes one), applies unsupervised CFG when asked, and counts forward passes.
 
+Ragged batches are batch-invariant: a padded row is given RoPE positions counted over its real tokens
+(``rope.padded_positions``), and on the CPU the attention of a padded batch runs each row on its real keys only
+(``dvlm.core.attention``), so a row computes what its batch-1 run computes, bit for bit, in bf16 too.
+
 Shapes: B batch, P prompt length, G answer length, N = P + G, W window length, V vocabulary, D width.
 """
 
@@ -13,15 +17,14 @@ from __future__ import annotations
 import torch
 
 from dvlm.core.errors import SamplerError
+from dvlm.core.rope import padded_positions
 
 
 class Canvas:
     def __init__(self, backbone, prompt, gen_length: int, *, cfg_scale: float = 0.0) -> None:
         self.backbone = backbone
         self.tokens = backbone.special_tokens
-        ids, embeds, padding = prompt.input_ids, prompt.inputs_embeds, prompt.attention_mask
-        if ids is None:  # features only (e.g. an image prompt): placeholder ids, never read as tokens
-            ids = torch.full(embeds.shape[:2], self.tokens.pad_id, dtype=torch.long, device=embeds.device)
+        ids, embeds, padding = _prompt(prompt, self.tokens.pad_id)
         self.batch_size, self.prompt_length = ids.shape
         self.gen_length = gen_length
         self.length = self.prompt_length + gen_length
@@ -29,20 +32,19 @@ class Canvas:
         self.x = torch.full((self.batch_size, self.length), self.tokens.mask_id, dtype=torch.long, device=self.device)
         self.x[:, : self.prompt_length] = ids
         if prompt.draft is not None:
-            draft = torch.as_tensor(prompt.draft, dtype=torch.long, device=self.device).reshape(self.batch_size, -1)
-            if draft.shape[1] > gen_length:
-                raise SamplerError(
-                    f"the infill draft has {draft.shape[1]} tokens but gen_length is {gen_length}; "
-                    f"raise gen_length to at least {draft.shape[1]}"
-                )
+            draft = _broadcast_draft(prompt.draft, self.batch_size, gen_length, self.device)
             self.x[:, self.prompt_length : self.prompt_length + draft.shape[1]] = draft
         self.prompt_embeds = embeds
         self.key_padding = None  # [B, N]: 1 = real token; None when nothing is padded
-        if padding is not None and not bool(padding.bool().all()):
+        self.positions = None  # [B, N] RoPE positions counted over real tokens; None = 0..N-1
+        if not bool(padding.all()):
             answer = torch.ones(self.batch_size, gen_length, dtype=torch.bool, device=self.device)
-            self.key_padding = torch.cat([padding.to(self.device).bool(), answer], dim=1)
+            self.key_padding = torch.cat([padding, answer], dim=1)
+            self.positions = padded_positions(self.key_padding)
         self.cfg_scale = cfg_scale
         self.nfe = 0
+        self.nan_logits = torch.zeros((), dtype=torch.bool, device=self.device)
+        """Set once any forward returned NaN logits (checked after the loop: no host sync per step)."""
 
     # -- views ------------------------------------------------------------------------------------------
     @property
@@ -72,6 +74,7 @@ class Canvas:
             embeds = self.backbone.embed(ids)  # [B, W, D]
             embeds[:, :in_prompt] = self.prompt_embeds[:, start : start + in_prompt].to(embeds.dtype)
         padding = self.key_padding
+        positions = None if self.positions is None else self.positions[:, start:end]  # [B, W]
         if self.cfg_scale > 0:  # SMDM's unsupervised CFG: the same window with the prompt masked
             uncond = ids.clone()
             uncond[:, :in_prompt] = self.tokens.mask_id
@@ -79,15 +82,18 @@ class Canvas:
                 embeds = torch.cat([embeds, self.backbone.embed(uncond)])  # [2B, W, D]
             ids = torch.cat([ids, uncond])  # [2B, W]
             padding = None if padding is None else torch.cat([padding, padding])
+            positions = None if positions is None else torch.cat([positions, positions])
         logits = self.backbone(
             None if embeds is not None else ids,
             inputs_embeds=embeds,
             attention_mask=padding,
+            position_ids=positions,
             cache=cache,
             cache_start=start,
             attend_end=attend_end,
         )
         self.nfe += 2 if self.cfg_scale > 0 else 1
+        self.nan_logits |= logits.isnan().any()
         if self.cfg_scale > 0:
             cond, uncond_logits = logits.chunk(2)
             logits = uncond_logits + (self.cfg_scale + 1) * (cond - uncond_logits)
@@ -98,6 +104,36 @@ class Canvas:
         """Write ``tokens [B, W]`` where ``commit [B, W]`` is set, in the window starting at ``start``."""
         window = self.x[:, start : start + commit.shape[1]]
         window.copy_(torch.where(commit, tokens, window))
+
+
+def _prompt(prompt, pad_id: int):
+    """``(ids [B, P], embeds [B, P, D] or None, real [B, P] bool)``; without ids (an all-features prompt)
+    the ids are placeholders, never read as tokens."""
+    ids, embeds, padding = prompt.input_ids, prompt.inputs_embeds, prompt.attention_mask
+    if ids is None:
+        ids = torch.full(embeds.shape[:2], pad_id, dtype=torch.long, device=embeds.device)
+    real = (torch.ones(ids.shape, dtype=torch.bool, device=ids.device) if padding is None
+            else padding.to(ids.device).bool())  # [B, P]
+    return ids, embeds, real
+
+
+def _broadcast_draft(draft, batch_size: int, gen_length: int, device) -> torch.Tensor:
+    """An infill draft ``[L]``, ``[1, L]`` (one for every row) or ``[B, L]`` -> ``[B, L]``; anything else is
+    refused (a draft is never reshaped across rows)."""
+    draft = torch.as_tensor(draft, dtype=torch.long, device=device)
+    if draft.dim() == 1:
+        draft = draft[None]
+    if draft.dim() != 2 or draft.shape[0] not in (1, batch_size):
+        raise SamplerError(
+            f"the infill draft has shape {tuple(draft.shape)} for a batch of {batch_size}; pass one draft [L] "
+            f"(or [1, L]) for every row, or one per row [{batch_size}, L]"
+        )
+    if draft.shape[1] > gen_length:
+        raise SamplerError(
+            f"the infill draft has {draft.shape[1]} tokens but gen_length is {gen_length}; "
+            f"raise gen_length to at least {draft.shape[1]}"
+        )
+    return draft.expand(batch_size, -1)
 
 
 def resolve_tokens(refs, special_tokens) -> list[int]:

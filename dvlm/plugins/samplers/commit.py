@@ -1,8 +1,12 @@
 """Commit rules: which candidate positions a step commits, fully vectorised (no per-row loop, no host sync).
 
 Contract: ``rule(confidence [B, N], candidates [B, N] bool, count [B] int64 | None) -> commit [B, N] bool``.
-Non-candidates are never committed; ``count`` is the schedule's number for this step (fixed-count rule only).
-A row without candidates commits nothing; any other row commits at least one position under every rule.
+Non-candidates are never committed; ``count`` is the schedule's number for this step, None under a sampler
+without a schedule (``parallel``). A row without candidates commits nothing; any other row commits at least
+one position under every rule (except where the schedule's count for that row is 0; a step whose
+count is 0 in every row is skipped by the loop, never run). A rule may set
+``plan_exact = True`` when it commits exactly ``min(count, candidates)``: the shared loop then trusts the
+schedule to finish each block and skips its per-step host sync (``loop.py``).
 """
 
 from __future__ import annotations
@@ -19,13 +23,17 @@ def ranks(confidence: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
 
 
 class FixedCount:
-    """Commit the ``count`` most confident candidates (LLaDA's per-row ``topk``)."""
+    """Commit the ``count`` most confident candidates (LLaDA's per-row ``topk``); without a schedule
+    (``count=None``, e.g. under ``parallel``) the single most confident one."""
+
+    plan_exact = True  # commits exactly min(count, candidates): the schedule says when a block is done
 
     def __init__(self, params=None) -> None:
         self.params = params
 
-    def __call__(self, confidence, candidates, count):
-        return candidates & (ranks(confidence, candidates) < count[:, None])
+    def __call__(self, confidence, candidates, count=None):
+        limit = 1 if count is None else count[:, None]
+        return candidates & (ranks(confidence, candidates) < limit)
 
 
 class Threshold:

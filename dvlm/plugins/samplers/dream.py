@@ -11,8 +11,11 @@ With the exact prefix cache (LaViDa-Dream), answer token 0 is the argmax of the 
 the first answer position (the logits of the last prompt position, before any filtering) and is never
 re-masked. The backbone returns aligned logits, so the right shift of Dream's head is not handled here.
 
-Departures: counts use each row's own mask count (Dream averages over the batch); steps that commit
-nothing are skipped without a forward; confidences are float32 (Dream ranks in the model dtype).
+With ``commit_rule`` set, that rule picks the positions instead of the top ``k`` (it receives ``k`` as
+``count``). Departures: counts use each row's own mask count (Dream averages over the batch); steps that commit
+nothing are skipped without a forward; confidences are float32 (Dream ranks in the model dtype); ``alg_temp``
+draws its positions by Gumbel-top-k (the distribution of Dream's ``multinomial``, another random stream, and
+no crash once a row has fewer candidates than ``k`` or none).
 """
 
 from __future__ import annotations
@@ -20,15 +23,15 @@ from __future__ import annotations
 import torch
 
 from dvlm.core.errors import SamplerError
-from dvlm.plugins.samplers.canvas import Canvas, StopTracker, resolve_tokens
 from dvlm.plugins.samplers.commit import FixedCount
+from dvlm.plugins.samplers.loop import Parts, commit_rule, denoise
 from dvlm.plugins.samplers.params import (
     MarginParams,
     NegEntropyParams,
     ProbabilityParams,
 )
 from dvlm.plugins.samplers.proposals import propose_dream
-from dvlm.plugins.samplers.steps import build, step_event
+from dvlm.plugins.samplers.steps import build
 from dvlm.plugins.schedules.dream import dream_counts
 
 CONFIDENCE_OF_ALG = {"maskgit_plus": ProbabilityParams, "topk_margin": MarginParams, "entropy": NegEntropyParams}
@@ -37,6 +40,44 @@ CONFIDENCE_OF_ALG = {"maskgit_plus": ProbabilityParams, "topk_margin": MarginPar
 def _no_confidence(probs, chosen, generator=None):
     """``origin`` reveals positions at random: no ranking."""
     return torch.ones(chosen.shape, device=chosen.device)
+
+
+class OriginReveal:
+    """``alg: origin``: step i reveals each candidate with probability ``1 - t_{i+1} / t_i`` (all at the
+    last step), ``t = linspace(1, eps, steps + 1)``. Stateful: the i-th call is step i (its plan skips none)."""
+
+    plan_exact = True  # the last step reveals everything left
+
+    def __init__(self, steps: int, iterations: int, eps: float, generator: torch.Generator | None) -> None:
+        self.timesteps = torch.linspace(1, eps, steps + 1)
+        self.iterations = iterations
+        self.generator = generator
+        self.step = 0
+
+    def __call__(self, confidence, candidates, count=None):
+        last = self.step == self.iterations - 1
+        reveal = 1.0 if last else float(1 - self.timesteps[self.step + 1] / self.timesteps[self.step])
+        self.step += 1
+        uniform = torch.rand(candidates.shape, generator=self.generator, device=candidates.device)
+        return candidates & (uniform < reveal)
+
+
+class GumbelTopK:
+    """``alg_temp > 0``: ``count`` positions per row drawn without replacement from
+    ``softmax(confidence / alg_temp)`` over the candidates, as the top ``count`` of ``confidence / alg_temp
+    + Gumbel noise`` (Gumbel-top-k: the distribution of Dream's ``multinomial``). A row with fewer
+    candidates than ``count`` commits them all, a finished row (no candidates) nothing."""
+
+    plan_exact = True
+
+    def __init__(self, alg_temp: float, generator: torch.Generator | None) -> None:
+        self.alg_temp = alg_temp
+        self.generator = generator
+        self.top = FixedCount()
+
+    def __call__(self, confidence, candidates, count):
+        uniform = torch.rand(confidence.shape, generator=self.generator, device=confidence.device)
+        return self.top(confidence / self.alg_temp - torch.log(-torch.log(uniform)), candidates, count)
 
 
 class DreamSampler:
@@ -51,85 +92,49 @@ class DreamSampler:
                     f"it must be between 1 and steps={params.steps}"
                 )
         self.schedule = None if params.schedule is None else build("schedules", params.schedule)
-        self.confidence = (None if params.alg == "origin"
+        self.confidence = (_no_confidence if params.alg == "origin"
                            else build("confidence_measures", CONFIDENCE_OF_ALG[params.alg]()))
-        self.rule = FixedCount()
 
     def counts(self, num_masked: torch.Tensor) -> torch.Tensor:
         """``[B, n]`` commits per step for rows with ``num_masked [B]`` masks."""
+        if self.params.alg == "origin":  # no counts: each mask is revealed with probability 1 - s/t
+            return torch.ones(len(num_masked), self.iterations, dtype=torch.int64)
         if self.schedule is not None:
             return self.schedule.counts(num_masked, self.iterations)
         p = self.params
         rows = [dream_counts(int(m), p.steps, p.eps, self.iterations) for m in num_masked.cpu()]
         return torch.tensor(rows, dtype=torch.int64).reshape(len(rows), self.iterations)
 
+    def rule(self, generator):
+        """The spec's commit rule, else Dream's own: origin's reveal, alg_temp's draw, or the top ``k``."""
+        p = self.params
+        if p.alg == "origin":
+            return OriginReveal(p.steps, self.iterations, p.eps, generator)
+        return commit_rule(p, GumbelTopK(p.alg_temp, generator) if p.alg_temp else FixedCount())
+
     def run(self, backbone, prompt, generator: torch.Generator | None = None):
         """Yields a ``StepEvent`` per step; returns the finished ``Canvas``."""
         p = self.params
-        canvas = Canvas(backbone, prompt, p.gen_length)
-        banned = torch.tensor(resolve_tokens(p.suppress_tokens, canvas.tokens), dtype=torch.long, device=canvas.device)
-        stopper = StopTracker(canvas, p.early_stop)
-        policy = build("cache_policies", p.cache)
-        policy.start(canvas)
-        start, end = canvas.prompt_length, canvas.length
-        if policy.name == "prefix":
-            self._first_token_from_prefill(canvas, policy)
-            stopper.update()
-        if p.alg == "origin":  # no counts: each mask is revealed with probability 1 - s/t
-            counts = torch.ones(canvas.batch_size, self.iterations, dtype=torch.int64)
-        else:
-            counts = self.counts(canvas.masked(start, end).sum(-1))  # [B, n] CPU
-        timesteps = torch.linspace(1, p.eps, p.steps + 1)
-        refresh = True
-        for step, count in enumerate(counts.unbind(1)):
-            if not bool(count.any()):
-                continue
-            if stopper.all_done():
-                break
-            logits, offset = policy.logits(canvas, start, end, refresh)
-            refresh = False
-            logits = logits[:, start - offset : end - offset]  # [B, G, V]
-            candidates = stopper.candidates(start, end)  # [B, G]
-            if p.alg == "origin":
-                last = step == self.iterations - 1
-                reveal = 1.0 if last else float(1 - timesteps[step + 1] / timesteps[step])
-                uniform = torch.rand(candidates.shape, generator=generator, device=canvas.device)
-                commit = candidates & (uniform < reveal)
-                x0, confidence = self._propose(logits, candidates, banned, generator, _no_confidence)
-            else:
-                x0, confidence = self._propose(logits, candidates, banned, generator, self.confidence)
-                if p.alg_temp:
-                    commit = self._draw_positions(confidence, candidates, count, generator)
-                else:
-                    commit = self.rule(confidence, candidates, count.to(canvas.device))
-            canvas.commit(start, commit, x0)
-            stopper.update()
-            yield step_event(canvas, step, 0, start, commit, confidence)
-        return stopper.finish()
 
-    def _propose(self, logits, candidates, banned, generator, confidence):
-        p = self.params
-        return propose_dream(logits, candidates, temperature=p.temperature, top_p=p.top_p, top_k=p.top_k, banned=banned,
-                             confidence=confidence, generator=generator)
+        def propose(logits, candidates, banned, generator):
+            return propose_dream(logits, candidates, temperature=p.temperature, top_p=p.top_p, top_k=p.top_k,
+                                 banned=banned, confidence=self.confidence, generator=generator)
 
-    def _draw_positions(self, confidence, candidates, count, generator) -> torch.Tensor:
-        """``k`` positions per row drawn without replacement from ``softmax(confidence / alg_temp)``."""
-        weights = torch.softmax(confidence.masked_fill(~candidates, float("-inf")) / self.params.alg_temp, dim=-1)
-        k = int(count.max())
-        if k == 0:
-            return torch.zeros_like(candidates)
-        drawn = torch.multinomial(weights, k, replacement=False, generator=generator)  # [B, k]
-        keep = torch.arange(k, device=drawn.device)[None, :] < count.to(drawn.device)[:, None]  # [B, k]
-        commit = torch.zeros_like(candidates)
-        return commit.scatter(-1, drawn, keep) & candidates
+        parts = Parts(blocks=[(0, p.gen_length)], plan=self.counts, propose=propose, rule=self.rule(generator),
+                      prepare=first_token_from_prefill)
+        return (yield from denoise(backbone, prompt, p, parts, generator))
 
-    def _first_token_from_prefill(self, canvas, policy) -> None:
-        """LaViDa-Dream: answer token 0 := argmax of the prefill's prediction for it, if it is masked.
 
-        The prediction for position P is the head applied to the prefill's last hidden state; a one-token
-        window at P reads exactly that (the cache keeps the prefill's hidden state at P - 1).
-        """
-        p = canvas.prompt_length
-        logits = canvas.forward(p, p + 1, cache=policy.cache, attend_end=p + 1)  # [B, 1, V]
-        first = logits[:, 0].argmax(-1, keepdim=True)  # [B, 1]
-        canvas.commit(p, canvas.masked(p, p + 1), first)
+def first_token_from_prefill(canvas, policy) -> None:
+    """LaViDa-Dream with the exact prefix cache: answer token 0 := argmax of the prefill's prediction for it,
+    if it is masked, never re-masked.
+
+    The prediction for position P is the head applied to the prefill's last hidden state; a one-token
+    window at P reads exactly that (the cache keeps the prefill's hidden state at P - 1).
+    """
+    if policy.name != "prefix":
+        return
+    p = canvas.prompt_length
+    logits = canvas.forward(p, p + 1, cache=policy.cache, attend_end=p + 1)  # [B, 1, V]
+    first = logits[:, 0].argmax(-1, keepdim=True)  # [B, 1]
+    canvas.commit(p, canvas.masked(p, p + 1), first)

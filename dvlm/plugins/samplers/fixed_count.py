@@ -17,10 +17,10 @@ from __future__ import annotations
 import torch
 
 from dvlm.core.errors import SamplerError
-from dvlm.plugins.samplers.canvas import Canvas, StopTracker, resolve_tokens
 from dvlm.plugins.samplers.commit import FixedCount
+from dvlm.plugins.samplers.loop import Parts, commit_rule, denoise
 from dvlm.plugins.samplers.proposals import propose_llada
-from dvlm.plugins.samplers.steps import block_layout, build, step_event
+from dvlm.plugins.samplers.steps import block_layout, build
 
 
 def steps_per_block(gen_length: int, steps: int | None, num_blocks: int, step_ratio: float | None) -> int:
@@ -46,37 +46,17 @@ class FixedCountSampler:
         self.steps_per_block = steps_per_block(params.gen_length, params.steps, self.num_blocks, params.step_ratio)
         self.schedule = build("schedules", params.schedule)
         self.confidence = build("confidence_measures", params.confidence)
-        self.rule = FixedCount()
+        self.rule = commit_rule(params, FixedCount())
 
     def run(self, backbone, prompt, generator: torch.Generator | None = None):
         """Yields a ``StepEvent`` per step; returns the finished ``Canvas``."""
         p = self.params
-        canvas = Canvas(backbone, prompt, p.gen_length, cfg_scale=p.cfg_scale)
-        banned = torch.tensor(resolve_tokens(p.suppress_tokens, canvas.tokens), dtype=torch.long, device=canvas.device)
-        stopper = StopTracker(canvas, p.early_stop)
-        policy = build("cache_policies", p.cache)
-        policy.start(canvas)
-        step = 0
-        for block in range(self.num_blocks):
-            start = canvas.prompt_length + block * self.block_length
-            end = start + self.block_length
-            counts = self.schedule.counts(canvas.masked(start, end).sum(-1), self.steps_per_block)  # [B, n] CPU
-            refresh = True
-            for count in counts.unbind(1):
-                if not bool(count.any()):
-                    continue  # nothing to commit: no forward
-                if stopper.all_done():
-                    return stopper.finish()
-                logits, offset = policy.logits(canvas, start, end, refresh)
-                refresh = False
-                candidates = stopper.candidates(start, end)  # [B, K]
-                x0, confidence = propose_llada(
-                    logits[:, start - offset : end - offset], candidates, temperature=p.temperature, top_p=p.top_p,
-                    top_k=p.top_k, banned=banned, confidence=self.confidence, generator=generator,
-                )
-                commit = self.rule(confidence, candidates, count.to(canvas.device))
-                canvas.commit(start, commit, x0)
-                stopper.update()
-                yield step_event(canvas, step, block, start, commit, confidence)
-                step += 1
-        return stopper.finish()
+
+        def propose(logits, candidates, banned, generator):
+            return propose_llada(logits, candidates, temperature=p.temperature, top_p=p.top_p, top_k=p.top_k,
+                                 banned=banned, confidence=self.confidence, generator=generator)
+
+        blocks = [(b * self.block_length, (b + 1) * self.block_length) for b in range(self.num_blocks)]
+        parts = Parts(blocks=blocks, plan=lambda masked: self.schedule.counts(masked, self.steps_per_block),
+                      propose=propose, rule=self.rule, cfg_scale=p.cfg_scale)
+        return (yield from denoise(backbone, prompt, p, parts, generator))

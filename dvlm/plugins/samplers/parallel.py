@@ -3,55 +3,36 @@ accepts (confidence threshold tau, or the factor rule), at least the most confid
 filled. The number of steps per block adapts to the model's certainty.
 
 Rows of a batch finish blocks at different steps (ragged completion): a finished row has no candidates and
-commits nothing while the others go on. The rule itself is vectorised; the loop checks once per step
-whether any row still has masks in the block (one host sync per step).
+commits nothing while the others go on. The rule itself is vectorised; the shared loop (``loop.py``)
+checks once per step whether any row still has masks in the block (one host sync per step). The rule is the
+spec's ``commit_rule`` (threshold 0.9 by default, or factor, or any registered rule; it receives
+``count=None``: there is no schedule here).
 """
 
 from __future__ import annotations
 
 import torch
 
-from dvlm.plugins.samplers.canvas import Canvas, StopTracker, resolve_tokens
-from dvlm.plugins.samplers.params import FactorRuleParams, ThresholdRuleParams
+from dvlm.plugins.samplers.loop import Parts, denoise
 from dvlm.plugins.samplers.proposals import propose_llada
-from dvlm.plugins.samplers.steps import block_layout, build, step_event
+from dvlm.plugins.samplers.steps import block_layout, build
 
 
 class ParallelSampler:
     def __init__(self, params) -> None:
         self.params = params
         self.block_length, self.num_blocks = block_layout(params.gen_length, params.block_length)
-        rule = (ThresholdRuleParams(threshold=params.threshold) if params.threshold is not None
-                else FactorRuleParams(factor=params.factor))
-        self.rule = build("commit_rules", rule)
+        self.rule = build("commit_rules", params.commit_rule)
         self.confidence = build("confidence_measures", params.confidence)
 
     def run(self, backbone, prompt, generator: torch.Generator | None = None):
         """Yields a ``StepEvent`` per step; returns the finished ``Canvas``."""
         p = self.params
-        canvas = Canvas(backbone, prompt, p.gen_length)
-        banned = torch.tensor(resolve_tokens(p.suppress_tokens, canvas.tokens), dtype=torch.long, device=canvas.device)
-        stopper = StopTracker(canvas, p.early_stop)
-        policy = build("cache_policies", p.cache)
-        policy.start(canvas)
-        step = 0
-        for block in range(self.num_blocks):
-            start = canvas.prompt_length + block * self.block_length
-            end = start + self.block_length
-            refresh = True
-            while True:
-                candidates = stopper.candidates(start, end)  # [B, K]
-                if not bool(candidates.any()):
-                    break
-                logits, offset = policy.logits(canvas, start, end, refresh)
-                refresh = False
-                x0, confidence = propose_llada(
-                    logits[:, start - offset : end - offset], candidates, temperature=p.temperature, top_p=p.top_p,
-                    top_k=p.top_k, banned=banned, confidence=self.confidence, generator=generator,
-                )
-                commit = self.rule(confidence, candidates, None)
-                canvas.commit(start, commit, x0)
-                stopper.update()
-                yield step_event(canvas, step, block, start, commit, confidence)
-                step += 1
-        return stopper.finish()
+
+        def propose(logits, candidates, banned, generator):
+            return propose_llada(logits, candidates, temperature=p.temperature, top_p=p.top_p, top_k=p.top_k,
+                                 banned=banned, confidence=self.confidence, generator=generator)
+
+        blocks = [(b * self.block_length, (b + 1) * self.block_length) for b in range(self.num_blocks)]
+        parts = Parts(blocks=blocks, plan=lambda masked: None, propose=propose, rule=self.rule)
+        return (yield from denoise(backbone, prompt, p, parts, generator))

@@ -122,8 +122,13 @@ class _Decoding(ComponentParams):
     early_stop: bool = False
     """Stop a row once an end token (eot or eos) is committed and every position before it is filled; later
     positions become padding (LLaDA-V's stopping criteria)."""
+    commit_rule: Optional[Family["commit_rules"]] = None
+    """Which proposals a step commits; None = the sampler's own (fixed_count and dream: the schedule's count
+    of the most confident; parallel: its threshold or factor). Any registered rule, a third party's too: it
+    receives the schedule's count for the step (None under parallel, which has no schedule), and steps go
+    on until the block is filled."""
 
-    @field_validator("cache", "confidence", "schedule", mode="before", check_fields=False)
+    @field_validator("cache", "confidence", "schedule", "commit_rule", mode="before", check_fields=False)
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         return _kind_shorthand(value)
@@ -180,6 +185,10 @@ class DreamSamplerParams(_Decoding):
         if self.alg == "origin" and self.schedule is not None:
             raise ValueError("alg 'origin' reveals each mask with probability 1 - s/t and takes no schedule; "
                              "set schedule: null or pick a confidence alg (maskgit_plus, topk_margin, entropy)")
+        if self.commit_rule is not None and (self.alg == "origin" or self.alg_temp):
+            raise ValueError("commit_rule picks the positions to commit, and so do alg 'origin' and alg_temp; "
+                             "use a confidence alg (maskgit_plus, topk_margin, entropy) without alg_temp, or drop "
+                             "commit_rule")
         return self
 
     @classmethod
@@ -188,30 +197,43 @@ class DreamSamplerParams(_Decoding):
 
 
 class ParallelSamplerParams(_Decoding):
-    """Fast-dLLM parallel decoding: per block, commit by confidence threshold or factor rule (at least one
-    token per step) until the block is filled; the step count adapts."""
+    """Fast-dLLM parallel decoding: per block, commit what the commit rule accepts (at least one token per
+    step) until the block is filled; the step count adapts. Default rule: confidence threshold 0.9."""
 
     kind: Literal["parallel"] = "parallel"
     gen_length: int = Field(256, ge=1)
     """Answer length G in tokens."""
     block_length: int = Field(32, ge=1)
     """Tokens per block (Fast-dLLM's best trade-off is 32); clamped to gen_length."""
-    threshold: Optional[float] = Field(0.9, ge=0.0, le=1.0)
-    """tau of the threshold rule (set it to null to use ``factor``)."""
+    commit_rule: Family["commit_rules"] = Field(
+        default_factory=lambda: {"kind": "threshold", "threshold": 0.9}, validate_default=True)
+    """Which proposals a step commits (no schedule here: the rule gets ``count=None``): threshold (Fast-dLLM,
+    tau = 0.9) | factor | any registered rule."""
+    threshold: Optional[float] = Field(None, ge=0.0, le=1.0)
+    """Shorthand for ``commit_rule: {kind: threshold, threshold: tau}``."""
     factor: Optional[float] = Field(None, gt=0.0)
-    """f of the factor rule; requires ``threshold: null``."""
+    """Shorthand for ``commit_rule: {kind: factor, factor: f}``."""
     confidence: Family["confidence_measures"] = Field(
         default_factory=lambda: {"kind": "probability"}, validate_default=True)
     """How candidates are ranked and thresholded (Fast-dLLM: probability)."""
 
-    @model_validator(mode="after")
-    def _one_rule(self) -> "ParallelSamplerParams":
-        if (self.threshold is None) == (self.factor is None):
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand_to_commit_rule(cls, data: Any) -> Any:
+        """``threshold: tau`` / ``factor: f`` become the commit rule (one canonical spec, one hash)."""
+        if not isinstance(data, dict):
+            return data
+        given = {name: data[name] for name in ("threshold", "factor") if data.get(name) is not None}
+        if not given:
+            return data
+        if len(given) > 1 or data.get("commit_rule") is not None:
+            also = ", ".join([*given, *(["commit_rule"] if data.get("commit_rule") is not None else [])])
             raise ValueError(
-                f"set exactly one of threshold or factor (got threshold={self.threshold}, factor={self.factor}); "
-                "to use the factor rule also set threshold: null"
+                f"set the commit rule once (got {also}): threshold and factor are shorthands for commit_rule; "
+                "e.g. --set commit_rule.threshold=0.8, or --set commit_rule=factor --set commit_rule.factor=1.0"
             )
-        return self
+        (name, value), = given.items()
+        return {**data, name: None, "commit_rule": {"kind": name, name: value}}
 
     @classmethod
     def for_tests(cls) -> "ParallelSamplerParams":

@@ -1,8 +1,10 @@
 """dvlm-plugin-example: registers the ``geometric`` schedule (commit a shrinking share of the masks each step),
-and a whole model family: the ``toy_mdm`` backbone and the ``toy-lab`` checkpoint layout its folders use.
+the ``leftmost`` commit rule (fill masks left to right; any stock sampler takes it as ``commit_rule``), and a
+whole model family: the ``toy_mdm`` backbone and the ``toy-lab`` checkpoint layout its folders use.
 
 Only light imports here: dvlm imports this module while assembling its registry. The components live in
-``schedule.py``, ``backbone.py`` and ``checkpoint_layout.py`` and are referenced lazily by strings.
+``schedule.py``, ``commit_rule.py``, ``backbone.py`` and ``checkpoint_layout.py`` and are referenced lazily by
+strings.
 """
 
 from typing import Literal
@@ -55,3 +57,14 @@ def dvlm_register_checkpoint_layouts(register):
 @dvlm.hookimpl
 def dvlm_register_schedules(register):
     register("geometric", "dvlm_plugin_example.schedule:GeometricSchedule", GeometricScheduleParams, aliases=("geo",))
+
+
+class LeftmostRuleParams(ComponentParams):
+    kind: Literal["leftmost"] = "leftmost"
+    per_step: int = Field(1, ge=1)
+    """Positions committed per step under a sampler without a schedule (``parallel``)."""
+
+
+@dvlm.hookimpl
+def dvlm_register_commit_rules(register):
+    register("leftmost", "dvlm_plugin_example.commit_rule:Leftmost", LeftmostRuleParams)
