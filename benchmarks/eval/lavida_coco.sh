@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # LaViDa's COCO captioning speed/quality setting (jacklishufan/LaViDa eval/run_coco.sh and run_coco_dream.sh
 # @284ef5c; paper Table 3, lavida.md §6): 500 val2017 images (coco2017_cap_val_lite), L = 32 tokens in one block,
-# Prefix-DLM cache, shift schedule alpha = 1/3, one process, batch 1 (the paper's latency is per image).
+# Prefix-DLM cache, shift schedule alpha = 0.33 (run_coco.sh), one process, batch 1 (the paper's latency is per image).
 #
 #   MODEL=/models/lavida-llada-v1.0-instruct bash benchmarks/eval/lavida_coco.sh            # K = 16 (NFE 50%)
 #   MODEL=/models/lavida-llada-v1.0-instruct STEPS="32 24 16 8" bash benchmarks/eval/lavida_coco.sh  # the sweep

@@ -5,7 +5,7 @@
 #   MODEL=/models/lavida-llada-v1.0-instruct bash benchmarks/eval/lavida_llada.sh
 #
 # Sampler: the `lavida` preset = LaViDa's lmms-eval wrapper: NFE 100% (one token per step), blocks of
-# min(128, L), greedy low-confidence remasking, temperature 0, shift schedule alpha = 1/3 (irrelevant at K = L).
+# min(128, L), greedy low-confidence remasking, temperature 0, linear schedule (run.sh; irrelevant at K = L).
 # Budgets L (max_new_tokens): LaViDa's edited task YAMLs (lavida.md §5 of lmms_eval.md): VQAv2/TextVQA/MMMU 16,
 # DocVQA/InfoVQA 32, COCO 32, MathVista/MathVerse 100, MMBench 100 (stop at "ASSISTANT:"); the other tasks keep
 # the lmms-eval 0.7.3 YAML's own budget (MME, ChartQA, AI2D, ScienceQA: 16).

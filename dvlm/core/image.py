@@ -24,7 +24,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from dvlm.core.errors import ImageError
 
@@ -110,13 +110,24 @@ def load_image(source: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Imag
     if width < 1 or height < 1:
         raise ImageError(f"{_describe(source)} is empty ({width}x{height}).")
     try:
-        image.load()
+        _load_strictly(image)
         return _to_rgb(image)
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(
             f"{_describe(source)} could not be decoded ({err}); the file is corrupt or truncated. "
             f"Re-download or re-export it."
         ) from None
+
+
+def _load_strictly(image: Image.Image) -> None:
+    """Decode pixel data, refusing a truncated file even where another library (lmms-eval does, on import)
+    set Pillow's process-wide ``LOAD_TRUNCATED_IMAGES``, which would silently pad the missing rows grey."""
+    with _open_lock:
+        tolerant, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+        try:
+            image.load()
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = tolerant
 
 
 @dataclass(frozen=True)

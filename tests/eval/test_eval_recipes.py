@@ -63,8 +63,8 @@ def test_recipes_carry_the_seeds_settings(parse_args_string):
     coco = settings("lavida_coco.sh", STEPS="32 8")  # one run per K, each in its own folder
     assert {path: (p.gen_length, p.steps, p.block_length, p.cache.kind, p.schedule.alpha)
             for path, (p, _) in coco.items()} == {
-        "results/eval/lavida_coco/K32/coco2017_cap_val_lite": (32, 32, 32, "prefix", 1 / 3),
-        "results/eval/lavida_coco/K8/coco2017_cap_val_lite": (32, 8, 32, "prefix", 1 / 3)}
+        "results/eval/lavida_coco/K32/coco2017_cap_val_lite": (32, 32, 32, "prefix", 0.33),
+        "results/eval/lavida_coco/K8/coco2017_cap_val_lite": (32, 8, 32, "prefix", 0.33)}
     dream_coco = settings("lavida_coco.sh", DREAM="1")
     (p, _), = dream_coco.values()
     assert (p.kind, p.alg, p.gen_length, p.steps, p.schedule.alpha) == ("dream", "topk_margin", 32, 16, 0.33)

@@ -38,6 +38,18 @@ def test_truncated_file(tmp_path):
         load_image(path)
 
 
+def test_truncated_file_is_refused_even_when_another_library_made_pillow_tolerant(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)  # what `import lmms_eval` does process-wide
+    data = _png(Image.effect_noise((64, 64), 40).convert("RGB"), "JPEG")
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageError, match="corrupt or truncated"):
+        load_image(path)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the other library's setting is left as it was
+
+
 def test_unsupported_object():
     with pytest.raises(ImageError, match="pass a file path"):
         load_image(12345)
