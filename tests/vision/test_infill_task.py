@@ -15,13 +15,13 @@ def test_drafts_fix_the_last_word_after_as_many_masks_as_the_reference_has_token
     assert len(samples) == 3
     for sample in samples:
         head, _, last = sample.references[0].rpartition(" ")
-        assert sample.draft == ((False, head + " "), (True, last))
+        assert sample.draft == ((False, head), (True, " " + last))
     model = dvlm.build(vlm_spec(layout={"kind": "single"}))
     tokens = model.backbone.special_tokens
     ids = draft_ids(model, samples)  # [B, D]; the tiny tokenizer is character-level: one token per character
     for row, sample in zip(ids.tolist(), samples):
         reference = sample.references[0]
-        head = reference.rpartition(" ")[0] + " "
+        head = reference.rpartition(" ")[0]
         assert row[: len(head)] == [tokens.mask_id] * len(head)
         assert row[len(head): len(reference)] == [ord(c) for c in reference[len(head):]]
         assert set(row[len(reference):]) == {tokens.eot_id}
@@ -48,5 +48,5 @@ def test_an_infilled_answer_keeps_its_fixed_word(tmp_path, vlm_spec, image):
                         overrides=["gen_length=40", "steps=8", "block_length=40"])
     for answer, sample in zip(out.token_ids.tolist(), samples):
         reference = sample.references[0]
-        start = len(reference.rpartition(" ")[0]) + 1
+        start = len(reference.rpartition(" ")[0])
         assert answer[start: len(reference)] == [ord(c) for c in reference[start:]]  # never overwritten

@@ -51,9 +51,9 @@ class LlavaJsonTask:
 
 
 class SuffixInfillTask:
-    """Constrained captioning (LaViDa's bidirectional infilling): each caption's last word is fixed at its place
-    at the end of the answer window, after as many masks as the reference has tokens before it, and the model
-    fills in the rest. Scored by ``constraint`` (the answer ends with the fixed word: no early end, nothing
+    """Constrained captioning (LaViDa's bidirectional infilling): each caption's last word, with the space before
+    it (as a BPE token carries it), is fixed at its place, after as many masks as the reference has tokens
+    before it, and the model fills in the rest. Scored by ``constraint`` (the answer ends with the fixed word: no early end, nothing
     overwritten) and CIDEr-D of the whole caption."""
 
     def __init__(self, captions: LlavaJsonTask) -> None:
@@ -65,7 +65,7 @@ class SuffixInfillTask:
         for sample in self.captions.samples():
             reference = sample.references[0]
             head, _, last = reference.rpartition(" ")
-            draft = ((False, head + " "), (True, last)) if head else ((True, last),)
+            draft = ((False, head), (True, " " + last)) if head else ((True, last),)
             out.append(EvalSample(sample.id, sample.prompt, sample.images, sample.references, draft))
         return out
 
