@@ -2,7 +2,8 @@
 
 - samplers: ``fixed_count`` (LLaDA / LaViDa / LLaDA-V / MMaDA remasking), ``dream`` (Dream and
   LaViDa-Dream), ``parallel`` (Fast-dLLM threshold / factor decoding);
-- commit rules: ``fixed_count``, ``threshold``, ``factor`` (``commit.py``);
+- commit rules: ``fixed_count``, ``threshold``, ``factor`` (``commit.py``), ``entropy_bound`` (EB-Sampler,
+  ``entropy_bound.py``);
 - confidence measures: ``probability``, ``margin``, ``neg_entropy``, ``random`` (``confidence.py``);
 - cache policies: ``none``, ``prefix`` (exact, LaViDa Prefix-DLM), ``fast_dllm_prefix``, ``dual``
   (``cache_policies.py``).
@@ -19,6 +20,7 @@ import dvlm
 from dvlm.plugins.samplers.params import (
     DreamSamplerParams,
     DualCacheParams,
+    EntropyBoundRuleParams,
     FactorRuleParams,
     FastDllmPrefixCacheParams,
     FixedCountRuleParams,
@@ -48,6 +50,7 @@ def dvlm_register_commit_rules(register):
     register("fixed_count", f"{_HERE}.commit:FixedCount", FixedCountRuleParams)
     register("threshold", f"{_HERE}.commit:Threshold", ThresholdRuleParams)
     register("factor", f"{_HERE}.commit:Factor", FactorRuleParams)
+    register("entropy_bound", f"{_HERE}.entropy_bound:EntropyBound", EntropyBoundRuleParams, aliases=("eb_sampler",))
 
 
 @dvlm.hookimpl

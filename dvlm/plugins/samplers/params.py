@@ -7,7 +7,7 @@ Fast-dLLM) so that their users recognise them.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Any, ClassVar, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
@@ -60,6 +60,16 @@ class FactorRuleParams(ComponentParams):
     kind: Literal["factor"] = "factor"
     factor: float = Field(1.0, gt=0.0)
     """f; the forks' eval scripts use 1.0 (LLaDA-V's hook calls it ``threshold``)."""
+
+
+class EntropyBoundRuleParams(ComponentParams):
+    """EB-Sampler (arXiv:2505.24857): commit the lowest-entropy candidates while
+    ``sum(H) - max(H) <= gamma``; needs the ``neg_entropy`` confidence (Dream: ``alg: entropy``)."""
+
+    kind: Literal["entropy_bound"] = "entropy_bound"
+    needs_confidence: ClassVar[str] = "neg_entropy"
+    gamma: float = Field(0.1, gt=0.0)
+    """The entropy bound: larger commits more per step (transformers' ``entropy_bound``, > 0)."""
 
 
 class NoCacheParams(ComponentParams):
@@ -132,6 +142,21 @@ class _Decoding(ComponentParams):
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         return _kind_shorthand(value)
+
+    @model_validator(mode="after")
+    def _rule_reads_its_confidence(self) -> "_Decoding":
+        """A rule that reads the confidence as a specific measure (``needs_confidence``, e.g. the entropy
+        bound reads -entropy) is refused beside any other measure."""
+        needed = getattr(self.commit_rule, "needs_confidence", None)
+        if needed is None:
+            return self
+        confidence = getattr(self, "confidence", None)
+        given = confidence.kind if confidence is not None else {"entropy": "neg_entropy"}.get(getattr(self, "alg", ""))
+        if given != needed:
+            raise ValueError(f"commit_rule '{self.commit_rule.kind}' reads the confidence as {needed}, but this "
+                             f"sampler ranks by {given or getattr(self, 'alg', None)}; set confidence: {needed} "
+                             "(dream: alg: entropy)")
+        return self
 
 
 class FixedCountSamplerParams(_Decoding):
