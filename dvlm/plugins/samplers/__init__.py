@@ -1,7 +1,8 @@
 """Built-in samplers and their registered parts.
 
 - samplers: ``fixed_count`` (LLaDA / LaViDa / LLaDA-V / MMaDA remasking), ``dream`` (Dream and
-  LaViDa-Dream), ``parallel`` (Fast-dLLM threshold / factor decoding);
+  LaViDa-Dream), ``parallel`` (Fast-dLLM threshold / factor decoding), ``slowfast`` (SlowFast sampling,
+  ``slowfast.py``);
 - commit rules: ``fixed_count``, ``threshold``, ``factor`` (``commit.py``), ``entropy_bound`` (EB-Sampler,
   ``entropy_bound.py``);
 - confidence measures: ``probability``, ``margin``, ``neg_entropy``, ``random`` (``confidence.py``);
@@ -32,6 +33,7 @@ from dvlm.plugins.samplers.params import (
     PrefixCacheParams,
     ProbabilityParams,
     RandomConfidenceParams,
+    SlowFastSamplerParams,
     ThresholdRuleParams,
 )
 
@@ -43,6 +45,7 @@ def dvlm_register_samplers(register):
     register("fixed_count", f"{_HERE}.fixed_count:FixedCountSampler", FixedCountSamplerParams, aliases=("llada",))
     register("dream", f"{_HERE}.dream:DreamSampler", DreamSamplerParams)
     register("parallel", f"{_HERE}.parallel:ParallelSampler", ParallelSamplerParams, aliases=("fast_dllm",))
+    register("slowfast", f"{_HERE}.slowfast:SlowFastSampler", SlowFastSamplerParams, aliases=("slow_fast",))
 
 
 @dvlm.hookimpl

@@ -263,3 +263,42 @@ class ParallelSamplerParams(_Decoding):
     @classmethod
     def for_tests(cls) -> "ParallelSamplerParams":
         return cls(gen_length=8, block_length=4)
+
+
+class SlowFastSamplerParams(_Decoding):
+    """SlowFast sampling (arXiv:2506.10848): per block, a slow exploratory phase finds a stable span after the
+    decoded prefix, a fast phase fills it in parallel; defaults are the reference implementation's."""
+
+    kind: Literal["slowfast"] = "slowfast"
+    gen_length: int = Field(128, ge=1)
+    """Answer length G in tokens."""
+    block_length: Optional[int] = Field(None, ge=1)
+    """Tokens per block; None = one block (the reference runs block_length = gen_length)."""
+    confidence: Family["confidence_measures"] = Field(
+        default_factory=lambda: {"kind": "probability"}, validate_default=True)
+    """How candidates are ranked and thresholded (the reference: probability)."""
+    exploration_steps: int = Field(6, ge=1)
+    """Slow steps before the span is fixed anyway (``k_exploration_steps``)."""
+    span_confidence: float = Field(0.3, ge=0.0, le=1.0)
+    """A masked position this confident extends the span estimate (``cycle_len_confidence_threshold``)."""
+    stability_window: int = Field(2, ge=1)
+    """Estimates whose spread decides convergence (``cycle_length_stability_window``)."""
+    stability_std: float = Field(1.0, gt=0.0)
+    """Converged when the estimates' population std is below this (``cycle_length_stability_std_dev_threshold``)."""
+    high_confidence: float = Field(0.9, ge=0.0, le=1.0)
+    """Commit every candidate this confident when there are at least two (``high_confidence_threshold``)."""
+
+    @model_validator(mode="after")
+    def _no_commit_rule(self) -> "SlowFastSamplerParams":
+        if self.stability_window > self.exploration_steps:
+            raise ValueError(f"stability_window={self.stability_window} exceeds exploration_steps="
+                             f"{self.exploration_steps}: the span would be fixed before its estimates could converge; "
+                             "lower stability_window or raise exploration_steps")
+        if self.commit_rule is not None:
+            raise ValueError("slowfast is its own phase-adaptive commit rule; drop commit_rule (or use the "
+                             "parallel sampler with that rule)")
+        return self
+
+    @classmethod
+    def for_tests(cls) -> "SlowFastSamplerParams":
+        return cls(gen_length=8, block_length=4)
