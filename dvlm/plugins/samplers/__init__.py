@@ -7,7 +7,8 @@
   ``entropy_bound.py``);
 - confidence measures: ``probability``, ``margin``, ``neg_entropy``, ``random`` (``confidence.py``);
 - cache policies: ``none``, ``prefix`` (exact, LaViDa Prefix-DLM), ``fast_dllm_prefix``, ``dual``
-  (``cache_policies.py``).
+  (``cache_policies.py``); ``dkv`` (dKV-Cache, ``dkv_cache.py``), ``drift_refresh`` (Elastic-Cache style,
+  ``drift_cache.py``), ``suffix_pruning`` (DPad / Sparse-LaViDa, ``suffix_pruning.py``).
 
 The three samplers run one shared denoising loop (``loop.py``): each contributes its blocks, its plan of
 commits per step, its proposal convention and its default rule; ``commit_rule`` in any sampler spec swaps
@@ -20,6 +21,8 @@ from __future__ import annotations
 import dvlm
 from dvlm.plugins.samplers.params import (
     DreamSamplerParams,
+    DelayedCacheParams,
+    DriftRefreshCacheParams,
     DualCacheParams,
     EntropyBoundRuleParams,
     FactorRuleParams,
@@ -34,6 +37,7 @@ from dvlm.plugins.samplers.params import (
     ProbabilityParams,
     RandomConfidenceParams,
     SlowFastSamplerParams,
+    SuffixPruningCacheParams,
     ThresholdRuleParams,
 )
 
@@ -71,3 +75,8 @@ def dvlm_register_cache_policies(register):
     register("prefix", f"{_HERE}.cache_policies:PrefixCache", PrefixCacheParams, aliases=("prefix_dlm",))
     register("fast_dllm_prefix", f"{_HERE}.cache_policies:FastDllmPrefixCache", FastDllmPrefixCacheParams)
     register("dual", f"{_HERE}.cache_policies:DualCache", DualCacheParams, aliases=("fast_dllm_dual",))
+    register("dkv", f"{_HERE}.dkv_cache:DelayedCache", DelayedCacheParams, aliases=("dkv_cache",))
+    register("drift_refresh", f"{_HERE}.drift_cache:DriftRefreshCache", DriftRefreshCacheParams,
+             aliases=("elastic_cache",))
+    register("suffix_pruning", f"{_HERE}.suffix_pruning:SuffixPruningCache", SuffixPruningCacheParams,
+             aliases=("dpad",))

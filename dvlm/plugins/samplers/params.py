@@ -99,6 +99,33 @@ class DualCacheParams(ComponentParams):
     kind: Literal["dual"] = "dual"
 
 
+class DelayedCacheParams(ComponentParams):
+    """dKV-Cache-Decode (arXiv:2505.15781): decoded tokens' K/V cached one step after decoding, masked positions
+    recomputed every step, a full refresh every ``refresh_interval`` steps. Approximate."""
+
+    kind: Literal["dkv"] = "dkv"
+    refresh_interval: Optional[int] = Field(8, ge=1)
+    """Steps between full refreshes (the first step always is one); None = never again."""
+
+
+class DriftRefreshCacheParams(ComponentParams):
+    """Elastic-Cache-style (arXiv:2510.14973) refresh: rows recomputed as under ``dkv``, and a full refresh
+    when a recomputed masked row's key drifted below ``similarity`` (cosine) or a block starts. Approximate."""
+
+    kind: Literal["drift_refresh"] = "drift_refresh"
+    similarity: float = Field(0.9, ge=-1.0, le=1.0)
+    """Refresh when the lowest cosine similarity of a masked row's new vs cached key falls below this."""
+
+
+class SuffixPruningCacheParams(ComponentParams):
+    """DPad / Sparse-LaViDa: the exact prefix cache, and masked positions more than ``keep`` past the current
+    block dropped from the forward. Approximate."""
+
+    kind: Literal["suffix_pruning"] = "suffix_pruning"
+    keep: int = Field(8, ge=0)
+    """Masked positions kept after the current block (DPad's window)."""
+
+
 # -- samplers ------------------------------------------------------------------------------------------
 
 
@@ -125,7 +152,7 @@ class _Decoding(ComponentParams):
     top_k: Optional[int] = Field(None, ge=1)
     """Top-k filter on the logits before sampling (None = off)."""
     cache: Family["cache_policies"] = Field(default_factory=lambda: {"kind": "none"}, validate_default=True)
-    """KV cache policy: none | prefix | fast_dllm_prefix | dual."""
+    """KV cache policy: none | prefix | fast_dllm_prefix | dual | dkv | drift_refresh | suffix_pruning."""
     suppress_tokens: tuple[TokenRef, ...] = ()
     """Tokens whose logits are set to -inf before anything is chosen (LLaDA-V bans eos, bos and the header
     tokens; LLaDA's ``logits_eos_inf`` bans eos). Ids or role names, see ``TokenRef``."""
