@@ -162,7 +162,7 @@ def _row(cell: Cell, run: BenchRunSpec, digest: str, prov: dict, *, outcome: dic
         status="failed" if error else "ok", error=error, provenance=prov, metrics=metrics,
         per_sample=outcome.get("per_sample"), traces=outcome.get("traces"),
         nfe=outcome.get("nfe"), tokens_per_forward=outcome.get("tokens_per_forward"),
-        latency_s_per_sample=outcome.get("latency_s_per_sample"),
+        latency_s_per_sample=outcome.get("latency_s_per_sample"), kv_rows_recomputed=outcome.get("kv_rows_recomputed"),
         seeds={"train": run.train.seed, "data": run.train.data.synth_seed, "eval": run.eval.seed},
         duration_s=outcome.get("duration_s"),
     )
