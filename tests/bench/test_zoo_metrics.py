@@ -50,3 +50,16 @@ def test_summary_has_kv_rows_and_aup_and_the_frontier_is_named():
     assert header[-4:] == ["K/V rows", "latency s", "speedup", "AUP (t/em)"]
     assert body[1][-1] == "200.0" and body[1][-4] == "40" and row_aup(rows[2], "t/em") == 0.0
     assert frontier_cells(rows, "t/em", "latency_s_per_sample") == ["decoding=fast,task=a"]
+
+
+def test_a_copied_training_folder_is_found_where_it_is_now(tmp_path):
+    """done.json records paths as seen from the training run's working directory; after a copy (the decoding
+    zoo reuses the quickstart's models) they are found inside the folder's new place."""
+    from dvlm.bench.runner import moved_into
+
+    folder = tmp_path / "zoo" / "train" / "c3688134662f5310"
+    (folder / "checkpoints" / "step-002000").mkdir(parents=True)
+    recorded = "runs/quickstart/train/c3688134662f5310/checkpoints/step-002000"
+    assert moved_into(recorded, folder) == str(folder / "checkpoints" / "step-002000")
+    assert moved_into(str(tmp_path), folder) == str(tmp_path)  # a path that exists stays as it is
+    assert moved_into("elsewhere/data", folder) == "elsewhere/data"  # not inside a training folder: untouched
