@@ -70,9 +70,10 @@ def summary_rows(rows: list[dict[str, Any]], metric: str | None = None) -> tuple
     return header, body
 
 
-def print_summary(rows: list[dict[str, Any]], failed: list[dict[str, Any]], console: Console | None = None) -> None:
+def print_summary(rows: list[dict[str, Any]], failed: list[dict[str, Any]], console: Console | None = None,
+                  metric: str | None = None) -> None:
     console = console or Console()
-    header, body = summary_rows(rows)
+    header, body = summary_rows(rows, metric)
     table = Table(title=f"{len(rows)} cells")
     for name in header:
         table.add_column(name.replace("/", "/\n"), overflow="fold")  # task/\nmetric keeps columns narrow
