@@ -70,6 +70,9 @@ def test_constructed_entropies():
     rule.gamma = 0.05  # only the lowest: 0.1 + 0.2 - 0.2 = 0.1 > 0.05
     assert rule(-entropy, candidates).tolist() == [[False, False, False, True, False]]
     assert not rule(-entropy, torch.zeros_like(candidates)).any()
+    exact = torch.tensor([[0.75, 0.25, 0.5, 1.0]])  # partial sums 0, 0.25, 0.75, 1.5: the bound is inclusive
+    rule.gamma = 0.75
+    assert rule(-exact, torch.ones_like(exact, dtype=torch.bool)).tolist() == [[True, True, True, False]]
 
 
 def test_rule_needs_the_entropy_confidence():
