@@ -30,5 +30,6 @@ def aup(points: list[tuple[float, float]], y_max: float, alpha: float = 3.0, y_m
     kept = [(rho, y) for rho, y in ordered if y >= floor]
     total = kept[0][0] * kept[0][1]
     for (rho_prev, y_prev), (rho, y) in zip(kept, kept[1:]):
-        total += 0.5 * (rho - rho_prev) * (y * quality_weight(y, y_max, alpha) + y_prev * quality_weight(y_prev, y_max, alpha))
+        weighted = y * quality_weight(y, y_max, alpha) + y_prev * quality_weight(y_prev, y_max, alpha)
+        total += 0.5 * (rho - rho_prev) * weighted
     return total

@@ -212,17 +212,20 @@ def _versus_reference(rows: list[dict], spec: dict[str, Any], metric: str) -> li
         refs = [index.get(tuple(sorted({**r["axes"], axis: reference}.items()))) for r in cells]
         pairs = [(c, r) for c, r in zip(cells, refs) if r is not None]
         cost = _compare([r for _, r in pairs], [c for c, _ in pairs], metric) if pairs else None
-        mean = lambda key, group: statistics.fmean(x[key] for x in group) if group and all(
-            x.get(key) for x in group) else None  # noqa: E731
-        lat = [mean("latency_s_per_sample", [p[i] for p in pairs]) for i in (0, 1)]
-        kv = [mean("kv_rows_recomputed", [p[i] for p in pairs]) for i in (0, 1)]
+        lat = [_mean_of("latency_s_per_sample", [p[i] for p in pairs]) for i in (0, 1)]
+        kv = [_mean_of("kv_rows_recomputed", [p[i] for p in pairs]) for i in (0, 1)]
         out.append({"claim": f"{axis}={value} costs at most {margin} against {axis}={reference}",
                     "verdict": None if cost is None else at_most(cost, margin),
                     "intervals": {f"quality cost ({reference} − {value})": cost},
                     "evidence": {"speedup": lat[1] / lat[0] if None not in lat else None,
-                                 "tok/fwd": mean("tokens_per_forward", [p[0] for p in pairs]),
+                                 "tok/fwd": _mean_of("tokens_per_forward", [p[0] for p in pairs]),
                                  "K/V rows ratio": kv[0] / kv[1] if None not in kv else None}})
     return out
+
+
+def _mean_of(key: str, rows: list[dict]) -> float | None:
+    """Mean of a row field over ``rows`` (None when empty, or when a row lacks it, e.g. rows of older runs)."""
+    return statistics.fmean(r[key] for r in rows) if rows and all(r.get(key) for r in rows) else None
 
 
 def frontier_cells(rows: list[dict[str, Any]], metric: str, x_key: str) -> list[str]:

@@ -34,7 +34,8 @@ def make_row(*, spec_hash: str, cell: str, axes: dict[str, str], spec: Any, stat
              provenance: dict[str, Any], error: str | None = None, metrics: dict[str, float] | None = None,
              per_sample: dict[str, list[float]] | None = None, traces: dict[str, Any] | None = None,
              nfe: float | None = None, tokens_per_forward: float | None = None,
-             latency_s_per_sample: float | None = None, kv_rows_recomputed: float | None = None, seeds: dict[str, int] | None = None,
+             latency_s_per_sample: float | None = None, kv_rows_recomputed: float | None = None,
+             seeds: dict[str, int] | None = None,
              started_at: float | None = None, duration_s: float | None = None) -> dict[str, Any]:
     if status not in ("ok", "failed"):
         raise ValueError(f"status must be 'ok' or 'failed', got {status!r}")

@@ -53,7 +53,8 @@ def train_job(train: dict[str, Any], folder: str, workers: int = 1) -> dict[str,
     marker = Path(folder) / "done.json"
     if marker.is_file():
         info = json.loads(marker.read_text())
-        return {**info, **{key: moved_into(info[key], Path(folder)) for key in ("checkpoint", "data_root") if info.get(key)}}
+        moved = {key: moved_into(info[key], Path(folder)) for key in ("checkpoint", "data_root") if info.get(key)}
+        return {**info, **moved}
     _limit_threads(workers)
     from dvlm.train.loop import train as run_training
     from dvlm.train.spec import TrainSpec
