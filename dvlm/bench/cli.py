@@ -38,6 +38,11 @@ def bench_command(
     ok = sorted((r for r in latest_ok(rows) if r["cell"] in order), key=lambda r: order[r["cell"]])
     failed = [r for r in rows if r["status"] == "failed" and r["cell"] not in {o["cell"] for o in ok}]
     add_speedups(ok, spec.baseline)
-    print_summary(ok, failed)
-    report = write_report(ok, failed, folder, spec.name, spec.report, wall, ran)
+    print_summary(ok, failed, metric=spec.report.metric)
+    # a results folder shared with another matrix (e.g. the decoding zoo reusing the quickstart's trained models)
+    # keeps that matrix's report.md: this one's report goes into a subfolder named for it
+    shared = any(r["cell"] not in order for r in rows)
+    report_folder = Path(folder) / spec.name if shared else Path(folder)
+    report_folder.mkdir(parents=True, exist_ok=True)
+    report = write_report(ok, failed, report_folder, spec.name, spec.report, wall, ran)
     Console().print(f"results: {folder / 'results.jsonl'} · report: {report} · wall time {wall:.0f} s")

@@ -25,6 +25,8 @@ class EvalOutcome:
     """Mean answer tokens per forward (end-of-sequence padding excluded)."""
     latency_s_per_sample: float = 0.0
     """Wall time of generation (vision forward included) per sample, batched as configured."""
+    kv_rows_recomputed: float = 0.0
+    """Mean positions whose keys/values the forwards computed per sample (``GenerationResult.kv_rows_recomputed``)."""
     samples: int = 0
     traces: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per task: the denoising trace of its first sample (see ``denoising_trace``), for the report's figure."""
@@ -38,7 +40,7 @@ def evaluate_checkpoint(checkpoint: str | Path, spec: EvalRunSpec, data_root: st
     model.eval()
     registry = get_registry()
     outcome = EvalOutcome()
-    nfe_sum = tpf_sum = wall = 0.0
+    nfe_sum = tpf_sum = kv_sum = wall = 0.0
     for task_params in spec.tasks:
         task = registry.build("tasks", task_params, data_root)
         sampler = spec.sampler
@@ -52,6 +54,9 @@ def evaluate_checkpoint(checkpoint: str | Path, spec: EvalRunSpec, data_root: st
         samples = task.samples()
         predictions: list[str] = []
         generator = torch.Generator().manual_seed(spec.seed)
+        if samples:  # untimed warm-up: the first cell of a process would pay one-time costs in its latency
+            dvlm.generate(model, prompt=[samples[0].prompt], images=[list(samples[0].images)],
+                          draft=draft_ids(model, samples[:1]), sampler=sampler)
         for start in range(0, len(samples), spec.batch_size):
             batch = samples[start: start + spec.batch_size]
             began = time.perf_counter()
@@ -61,6 +66,7 @@ def evaluate_checkpoint(checkpoint: str | Path, spec: EvalRunSpec, data_root: st
             predictions += result.text
             nfe_sum += result.nfe * len(batch)
             tpf_sum += result.tokens_per_forward * len(batch)
+            kv_sum += result.kv_rows_recomputed * len(batch)
         if samples:
             outcome.traces[task_params.kind] = denoising_trace(model, samples[0], sampler, spec.seed)
         for metric, values in task.score(predictions, samples).items():
@@ -69,6 +75,7 @@ def evaluate_checkpoint(checkpoint: str | Path, spec: EvalRunSpec, data_root: st
         outcome.samples += len(samples)
     n = max(outcome.samples, 1)
     outcome.nfe, outcome.tokens_per_forward, outcome.latency_s_per_sample = nfe_sum / n, tpf_sum / n, wall / n
+    outcome.kv_rows_recomputed = kv_sum / n
     return outcome
 
 

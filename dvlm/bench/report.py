@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from dvlm.bench.aup import aup
 from dvlm.bench.stats import Interval, Verdict, at_least, at_most, mean_interval, paired_difference
 
 
@@ -47,21 +48,32 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def summary_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def row_aup(row: dict[str, Any], metric: str | None) -> float | None:
+    """The AUP of the cell's one decoding setting (``dvlm.bench.aup``): tokens per forward x accuracy in %."""
+    value, rho = row["metrics"].get(metric) if metric else None, row.get("tokens_per_forward")
+    return None if value is None or not rho else aup([(rho, 100 * value)], y_max=100 * value)
+
+
+def summary_rows(rows: list[dict[str, Any]], metric: str | None = None) -> tuple[list[str], list[list[str]]]:
+    """One line per cell: axes, quality, NFE, tokens per forward, K/V rows recomputed per sample, latency,
+    speedup, and AUP of ``metric`` (default: the first quality metric)."""
     metrics = quality_metrics(rows)
+    metric = metric or (metrics or [None])[0]
     axes = list(rows[0]["axes"]) if rows else []
-    header = [*axes, *metrics, "NFE", "tok/fwd", "latency s", "speedup"]
+    header = [*axes, *metrics, "NFE", "tok/fwd", "K/V rows", "latency s", "speedup", f"AUP ({metric})"]
     body = [
         [*(r["axes"][a] for a in axes), *(_fmt(r["metrics"].get(m)) for m in metrics), _fmt(r["nfe"], 1),
-         _fmt(r["tokens_per_forward"], 2), _fmt(r["latency_s_per_sample"], 4), _fmt(r.get("speedup"), 2)]
+         _fmt(r["tokens_per_forward"], 2), _fmt(r.get("kv_rows_recomputed"), 0), _fmt(r["latency_s_per_sample"], 4),
+         _fmt(r.get("speedup"), 2), _fmt(row_aup(r, metric), 1)]
         for r in rows
     ]
     return header, body
 
 
-def print_summary(rows: list[dict[str, Any]], failed: list[dict[str, Any]], console: Console | None = None) -> None:
+def print_summary(rows: list[dict[str, Any]], failed: list[dict[str, Any]], console: Console | None = None,
+                  metric: str | None = None) -> None:
     console = console or Console()
-    header, body = summary_rows(rows)
+    header, body = summary_rows(rows, metric)
     table = Table(title=f"{len(rows)} cells")
     for name in header:
         table.add_column(name.replace("/", "/\n"), overflow="fold")  # task/\nmetric keeps columns narrow
@@ -164,6 +176,9 @@ def findings(rows: list[dict[str, Any]], claims: dict[str, dict[str, Any]]) -> l
                                          None if quality is None else at_least(quality, margin)]),
                     "intervals": {"quality (threshold − exact)": quality},
                     "evidence": {"tokens/forward ratio": ratio, "threshold tok/fwd": tpf[0], "exact tok/fwd": tpf[1]}})
+    versus = claims.get("versus")
+    if versus:
+        out += _versus_reference(rows, versus, metric)
     infill = claims.get("infill")
     if infill:
         kept = _per_question(rows, infill["constraint"])
@@ -182,6 +197,42 @@ def findings(rows: list[dict[str, Any]], claims: dict[str, dict[str, Any]]) -> l
     for item in out:
         item.setdefault("metric", metric)
     return out
+
+
+def _versus_reference(rows: list[dict], spec: dict[str, Any], metric: str) -> list[dict[str, Any]]:
+    """One finding per value of ``spec["axis"]``: its quality cost against the ``reference`` value's cell with
+    the same other axes (paired bootstrap over questions), decided against ``max_cost``, with its speed."""
+    axis, reference, margin = spec["axis"], spec["reference"], spec.get("max_cost", 0.05)
+    index = {tuple(sorted(r["axes"].items())): r for r in rows}
+    out = []
+    for value in dict.fromkeys(r["axes"].get(axis) for r in rows):
+        if value in (None, reference):
+            continue
+        cells = _select(rows, **{axis: value})
+        refs = [index.get(tuple(sorted({**r["axes"], axis: reference}.items()))) for r in cells]
+        pairs = [(c, r) for c, r in zip(cells, refs) if r is not None]
+        cost = _compare([r for _, r in pairs], [c for c, _ in pairs], metric) if pairs else None
+        lat = [_mean_of("latency_s_per_sample", [p[i] for p in pairs]) for i in (0, 1)]
+        kv = [_mean_of("kv_rows_recomputed", [p[i] for p in pairs]) for i in (0, 1)]
+        out.append({"claim": f"{axis}={value} costs at most {margin} against {axis}={reference}",
+                    "verdict": None if cost is None else at_most(cost, margin),
+                    "intervals": {f"quality cost ({reference} − {value})": cost},
+                    "evidence": {"speedup": lat[1] / lat[0] if None not in lat else None,
+                                 "tok/fwd": _mean_of("tokens_per_forward", [p[0] for p in pairs]),
+                                 "K/V rows ratio": kv[0] / kv[1] if None not in kv else None}})
+    return out
+
+
+def _mean_of(key: str, rows: list[dict]) -> float | None:
+    """Mean of a row field over ``rows`` (None when empty, or when a row lacks it, e.g. rows of older runs)."""
+    return statistics.fmean(r[key] for r in rows) if rows and all(r.get(key) for r in rows) else None
+
+
+def frontier_cells(rows: list[dict[str, Any]], metric: str, x_key: str) -> list[str]:
+    """Names of the cells on the Pareto frontier of ``metric`` (higher) against ``x_key`` (lower), by x."""
+    cells = [r for r in rows if r.get(x_key) is not None and metric in r["metrics"]]
+    front = pareto_front([(float(r[x_key]), float(r["metrics"][metric])) for r in cells])
+    return [cells[i]["cell"] for i in front]
 
 
 # -- files ------------------------------------------------------------------------------------------
@@ -316,7 +367,7 @@ def _groups(rows: list[dict], axis: str) -> list[list[dict]]:
 def write_report(rows: list[dict[str, Any]], failed: list[dict[str, Any]], folder: Path, name: str,
                  report: Any, wall_time_s: float | None, cells_run: int | None = None) -> Path:
     """``report.md`` (+ plots) from the rows; ``report`` is the matrix's ``ReportSpec``."""
-    header, body = summary_rows(rows)
+    header, body = summary_rows(rows, report.metric)
     found = findings(rows, {**report.claims, "metric": report.metric})
     plots = write_plots(rows, folder, {**report.plots, "metric": report.metric}) if rows else []
     first = rows[0] if rows else (failed[0] if failed else {})
@@ -339,6 +390,11 @@ def write_report(rows: list[dict[str, Any]], failed: list[dict[str, Any]], folde
         intervals = "<br>".join(f"{k}: {'–' if v is None else v}" for k, v in item["intervals"].items())
         evidence = ", ".join(f"{k} = {_fmt(v)}" for k, v in item["evidence"].items())
         lines.append(f"| {item['claim']} ({item['metric']}) | **{verdict}** | {intervals} | {evidence} |")
+    metric = report.metric or (quality_metrics(rows) or [None])[0]
+    if report.plots.get("pareto") and metric:
+        lines += ["", "## Pareto frontier", "", f"Cells no other cell beats on both {metric} and the cost axis:", ""]
+        for x_key, label in (("latency_s_per_sample", "latency"), ("nfe", "NFE")):
+            lines.append(f"- {label}: " + " → ".join(f"`{c}`" for c in frontier_cells(rows, metric, x_key)))
     lines += ["", "## Results", "",
               "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(line) + " |" for line in body]

@@ -21,7 +21,7 @@ RESULTS_VERSION = 1
 #: keys every row carries, in this order
 ROW_KEYS = (
     "results_version", "spec_hash", "cell", "axes", "spec", "status", "error", "metrics", "per_sample", "nfe",
-    "tokens_per_forward", "latency_s_per_sample", "traces", "seeds", "started_at", "duration_s",
+    "tokens_per_forward", "latency_s_per_sample", "kv_rows_recomputed", "traces", "seeds", "started_at", "duration_s",
     "git_sha", "git_dirty", "lock_sha256", "versions", "plugins", "hardware",
 )
 
@@ -34,7 +34,8 @@ def make_row(*, spec_hash: str, cell: str, axes: dict[str, str], spec: Any, stat
              provenance: dict[str, Any], error: str | None = None, metrics: dict[str, float] | None = None,
              per_sample: dict[str, list[float]] | None = None, traces: dict[str, Any] | None = None,
              nfe: float | None = None, tokens_per_forward: float | None = None,
-             latency_s_per_sample: float | None = None, seeds: dict[str, int] | None = None,
+             latency_s_per_sample: float | None = None, kv_rows_recomputed: float | None = None,
+             seeds: dict[str, int] | None = None,
              started_at: float | None = None, duration_s: float | None = None) -> dict[str, Any]:
     if status not in ("ok", "failed"):
         raise ValueError(f"status must be 'ok' or 'failed', got {status!r}")
@@ -42,6 +43,7 @@ def make_row(*, spec_hash: str, cell: str, axes: dict[str, str], spec: Any, stat
         "results_version": RESULTS_VERSION, "spec_hash": spec_hash, "cell": cell, "axes": axes, "spec": spec,
         "status": status, "error": error, "metrics": metrics or {}, "per_sample": per_sample or {}, "nfe": nfe,
         "tokens_per_forward": tokens_per_forward, "latency_s_per_sample": latency_s_per_sample,
+        "kv_rows_recomputed": kv_rows_recomputed,
         "traces": traces or {},
         "seeds": seeds or {}, "started_at": started_at if started_at is not None else time.time(),
         "duration_s": duration_s,

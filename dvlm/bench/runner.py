@@ -38,11 +38,23 @@ def _limit_threads(workers: int) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
+def moved_into(path: str, folder: Path) -> str:
+    """A path a ``done.json`` recorded inside its training ``folder``, found where the folder is now: markers
+    hold the path as seen from the working directory of the run that trained, so a results folder copied
+    elsewhere (or a matrix run from another directory) still reuses its trained models."""
+    parts = Path(path).parts
+    if Path(path).exists() or folder.name not in parts:
+        return path
+    return str(folder.joinpath(*parts[len(parts) - parts[::-1].index(folder.name):]))
+
+
 def train_job(train: dict[str, Any], folder: str, workers: int = 1) -> dict[str, Any]:
     """Train (or finish training) one spec into ``folder``; cached by a ``done.json`` marker."""
     marker = Path(folder) / "done.json"
     if marker.is_file():
-        return json.loads(marker.read_text())
+        info = json.loads(marker.read_text())
+        moved = {key: moved_into(info[key], Path(folder)) for key in ("checkpoint", "data_root") if info.get(key)}
+        return {**info, **moved}
     _limit_threads(workers)
     from dvlm.train.loop import train as run_training
     from dvlm.train.spec import TrainSpec
@@ -162,7 +174,7 @@ def _row(cell: Cell, run: BenchRunSpec, digest: str, prov: dict, *, outcome: dic
         status="failed" if error else "ok", error=error, provenance=prov, metrics=metrics,
         per_sample=outcome.get("per_sample"), traces=outcome.get("traces"),
         nfe=outcome.get("nfe"), tokens_per_forward=outcome.get("tokens_per_forward"),
-        latency_s_per_sample=outcome.get("latency_s_per_sample"),
+        latency_s_per_sample=outcome.get("latency_s_per_sample"), kv_rows_recomputed=outcome.get("kv_rows_recomputed"),
         seeds={"train": run.train.seed, "data": run.train.data.synth_seed, "eval": run.eval.seed},
         duration_s=outcome.get("duration_s"),
     )

@@ -60,7 +60,8 @@ class ReportSpec(Spec):
     claims: dict[str, dict[str, Any]] = {}
     """Claims to check: ``schedule`` ({axis, nfe_axis, low_nfe, order}), ``masking`` ({axis, order}),
     ``cache`` ({axis, cached, uncached, min_speedup, max_cost}), ``threshold`` ({axis, fast, exact, match,
-    max_cost}), ``infill`` ({constraint, constrained, free, min_kept, max_cost}: task metrics); each is decided
+    max_cost}), ``infill`` ({constraint, constrained, free, min_kept, max_cost}: task metrics), ``versus``
+    ({axis, reference, max_cost}: every other value of the axis against the reference cell); each is decided
     by a paired bootstrap interval, see ``dvlm.bench.report.findings``."""
     plots: dict[str, Any] = {}
     """``quality_vs_nfe`` ({series, x, skip}: one line per value of ``series``, points grouped by axis ``x``,

@@ -56,6 +56,9 @@ class StepEvent:
     """float: confidence of each committed position (NaN elsewhere)."""
     tokens: torch.Tensor
     """The answer after this step (the mask id where still masked)."""
+    kv_rows: int = 0
+    """Positions whose keys/values the forwards computed so far, summed over the batch (see
+    ``GenerationResult.kv_rows_recomputed``)."""
 
 
 @dataclass
@@ -75,6 +78,9 @@ class GenerationResult:
     """Per row: tokens up to and including the first end token (eot/eos), i.e. without end-of-sequence padding."""
     wall_time_s: float
     """Seconds spent in the sampler loop."""
+    kv_rows_recomputed: float = 0.0
+    """Positions whose keys/values the forwards computed, per answer (batch mean; prefill and CFG included):
+    what a cache policy saves, e.g. (P + G) per step without a cache."""
     steps: list[StepEvent] | None = field(default=None, repr=False)
     """Every step's event when ``trace=True``."""
 
@@ -165,6 +171,7 @@ def run_sampler(
     return GenerationResult(
         token_ids=ids, text=text, nfe=canvas.nfe, tokens_per_forward=sum(lengths) / (len(lengths) * nfe),
         answer_lengths=lengths, wall_time_s=wall, steps=events,
+        kv_rows_recomputed=getattr(canvas, "kv_rows_recomputed", 0) / max(len(lengths), 1),
     )
 
 

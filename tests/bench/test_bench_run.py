@@ -161,3 +161,22 @@ def test_report_has_verdicts_pareto_plots_and_the_denoising_trace(base_run, tmp_
     assert any(v in text for v in ("**held**", "**refuted**", "**inconclusive at this sample size**"))
     for name in ("pareto_latency.png", "pareto_nfe.png", "denoising_traces.png"):
         assert (tmp_path / name).stat().st_size > 1000 and f"({name})" in text
+
+
+def test_a_second_matrix_in_the_same_folder_keeps_the_first_report(tmp_path, base_run):
+    """The decoding zoo runs into the quickstart's folder to reuse its models: the first report stays, the
+    second one goes into a subfolder named for its matrix."""
+    from dvlm.bench.cli import bench_command
+
+    matrix, shared, _ = base_run
+    out = tmp_path / "out"
+    shutil.copytree(shared, out)
+    (out / "report.md").write_text("# the first matrix's report\n")
+    second = tiny_matrix(matrix.base["train"]["data"]["root"],
+                         axes={"decoding": {"half": {"eval.sampler.step_ratio": 0.5}}})
+    path = tmp_path / "second.yaml"
+    path.write_text(yaml.safe_dump({**second, "name": "second"}))
+    bench_command(path, out=out, progress=False)
+    assert (out / "report.md").read_text() == "# the first matrix's report\n"
+    assert "decoding=half" not in (out / "report.md").read_text()
+    assert "half" in (out / "second" / "report.md").read_text()

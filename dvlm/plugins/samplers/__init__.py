@@ -1,11 +1,14 @@
 """Built-in samplers and their registered parts.
 
 - samplers: ``fixed_count`` (LLaDA / LaViDa / LLaDA-V / MMaDA remasking), ``dream`` (Dream and
-  LaViDa-Dream), ``parallel`` (Fast-dLLM threshold / factor decoding);
-- commit rules: ``fixed_count``, ``threshold``, ``factor`` (``commit.py``);
+  LaViDa-Dream), ``parallel`` (Fast-dLLM threshold / factor decoding), ``slowfast`` (SlowFast sampling,
+  ``slowfast.py``);
+- commit rules: ``fixed_count``, ``threshold``, ``factor`` (``commit.py``), ``entropy_bound`` (EB-Sampler,
+  ``entropy_bound.py``);
 - confidence measures: ``probability``, ``margin``, ``neg_entropy``, ``random`` (``confidence.py``);
 - cache policies: ``none``, ``prefix`` (exact, LaViDa Prefix-DLM), ``fast_dllm_prefix``, ``dual``
-  (``cache_policies.py``).
+  (``cache_policies.py``); ``dkv`` (dKV-Cache, ``dkv_cache.py``), ``drift_refresh`` (Elastic-Cache style,
+  ``drift_cache.py``), ``suffix_pruning`` (DPad / Sparse-LaViDa, ``suffix_pruning.py``).
 
 The three samplers run one shared denoising loop (``loop.py``): each contributes its blocks, its plan of
 commits per step, its proposal convention and its default rule; ``commit_rule`` in any sampler spec swaps
@@ -18,7 +21,10 @@ from __future__ import annotations
 import dvlm
 from dvlm.plugins.samplers.params import (
     DreamSamplerParams,
+    DelayedCacheParams,
+    DriftRefreshCacheParams,
     DualCacheParams,
+    EntropyBoundRuleParams,
     FactorRuleParams,
     FastDllmPrefixCacheParams,
     FixedCountRuleParams,
@@ -30,6 +36,8 @@ from dvlm.plugins.samplers.params import (
     PrefixCacheParams,
     ProbabilityParams,
     RandomConfidenceParams,
+    SlowFastSamplerParams,
+    SuffixPruningCacheParams,
     ThresholdRuleParams,
 )
 
@@ -41,6 +49,7 @@ def dvlm_register_samplers(register):
     register("fixed_count", f"{_HERE}.fixed_count:FixedCountSampler", FixedCountSamplerParams, aliases=("llada",))
     register("dream", f"{_HERE}.dream:DreamSampler", DreamSamplerParams)
     register("parallel", f"{_HERE}.parallel:ParallelSampler", ParallelSamplerParams, aliases=("fast_dllm",))
+    register("slowfast", f"{_HERE}.slowfast:SlowFastSampler", SlowFastSamplerParams, aliases=("slow_fast",))
 
 
 @dvlm.hookimpl
@@ -48,6 +57,7 @@ def dvlm_register_commit_rules(register):
     register("fixed_count", f"{_HERE}.commit:FixedCount", FixedCountRuleParams)
     register("threshold", f"{_HERE}.commit:Threshold", ThresholdRuleParams)
     register("factor", f"{_HERE}.commit:Factor", FactorRuleParams)
+    register("entropy_bound", f"{_HERE}.entropy_bound:EntropyBound", EntropyBoundRuleParams, aliases=("eb_sampler",))
 
 
 @dvlm.hookimpl
@@ -65,3 +75,8 @@ def dvlm_register_cache_policies(register):
     register("prefix", f"{_HERE}.cache_policies:PrefixCache", PrefixCacheParams, aliases=("prefix_dlm",))
     register("fast_dllm_prefix", f"{_HERE}.cache_policies:FastDllmPrefixCache", FastDllmPrefixCacheParams)
     register("dual", f"{_HERE}.cache_policies:DualCache", DualCacheParams, aliases=("fast_dllm_dual",))
+    register("dkv", f"{_HERE}.dkv_cache:DelayedCache", DelayedCacheParams, aliases=("dkv_cache",))
+    register("drift_refresh", f"{_HERE}.drift_cache:DriftRefreshCache", DriftRefreshCacheParams,
+             aliases=("elastic_cache",))
+    register("suffix_pruning", f"{_HERE}.suffix_pruning:SuffixPruningCache", SuffixPruningCacheParams,
+             aliases=("dpad",))

@@ -43,6 +43,8 @@ class Canvas:
             self.positions = padded_positions(self.key_padding)
         self.cfg_scale = cfg_scale
         self.nfe = 0
+        self.kv_rows_recomputed = 0
+        """Positions whose keys/values forwards computed, summed over the rows the backbone saw (CFG included)."""
         self.nan_logits = torch.zeros((), dtype=torch.bool, device=self.device)
         """Set once any forward returned NaN logits (checked after the loop: no host sync per step)."""
 
@@ -93,6 +95,7 @@ class Canvas:
             attend_end=attend_end,
         )
         self.nfe += 2 if self.cfg_scale > 0 else 1
+        self.kv_rows_recomputed += self.rows * (end - start)
         self.nan_logits |= logits.isnan().any()
         if self.cfg_scale > 0:
             cond, uncond_logits = logits.chunk(2)

@@ -7,7 +7,7 @@ Fast-dLLM) so that their users recognise them.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Any, ClassVar, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
@@ -62,6 +62,16 @@ class FactorRuleParams(ComponentParams):
     """f; the forks' eval scripts use 1.0 (LLaDA-V's hook calls it ``threshold``)."""
 
 
+class EntropyBoundRuleParams(ComponentParams):
+    """EB-Sampler (arXiv:2505.24857): commit the lowest-entropy candidates while
+    ``sum(H) - max(H) <= gamma``; needs the ``neg_entropy`` confidence (Dream: ``alg: entropy``)."""
+
+    kind: Literal["entropy_bound"] = "entropy_bound"
+    needs_confidence: ClassVar[str] = "neg_entropy"
+    gamma: float = Field(0.1, gt=0.0)
+    """The entropy bound: larger commits more per step (transformers' ``entropy_bound``, > 0)."""
+
+
 class NoCacheParams(ComponentParams):
     """Full recompute of the whole sequence at every step (the reference behaviour)."""
 
@@ -87,6 +97,33 @@ class DualCacheParams(ComponentParams):
     against the stale K/V of the prefix and of the masked suffix. Approximate."""
 
     kind: Literal["dual"] = "dual"
+
+
+class DelayedCacheParams(ComponentParams):
+    """dKV-Cache-Decode (arXiv:2505.15781): decoded tokens' K/V cached one step after decoding, masked positions
+    recomputed every step, a full refresh every ``refresh_interval`` steps. Approximate."""
+
+    kind: Literal["dkv"] = "dkv"
+    refresh_interval: Optional[int] = Field(8, ge=1)
+    """Steps between full refreshes (the first step always is one); None = never again."""
+
+
+class DriftRefreshCacheParams(ComponentParams):
+    """Elastic-Cache-style (arXiv:2510.14973) refresh: rows recomputed as under ``dkv``, and a full refresh
+    when a recomputed masked row's key drifted below ``similarity`` (cosine) or a block starts. Approximate."""
+
+    kind: Literal["drift_refresh"] = "drift_refresh"
+    similarity: float = Field(0.9, ge=-1.0, le=1.0)
+    """Refresh when the lowest cosine similarity of a masked row's new vs cached key falls below this."""
+
+
+class SuffixPruningCacheParams(ComponentParams):
+    """DPad / Sparse-LaViDa: the exact prefix cache, and masked positions more than ``keep`` past the current
+    block dropped from the forward. Approximate."""
+
+    kind: Literal["suffix_pruning"] = "suffix_pruning"
+    keep: int = Field(8, ge=0)
+    """Masked positions kept after the current block (DPad's window)."""
 
 
 # -- samplers ------------------------------------------------------------------------------------------
@@ -115,7 +152,7 @@ class _Decoding(ComponentParams):
     top_k: Optional[int] = Field(None, ge=1)
     """Top-k filter on the logits before sampling (None = off)."""
     cache: Family["cache_policies"] = Field(default_factory=lambda: {"kind": "none"}, validate_default=True)
-    """KV cache policy: none | prefix | fast_dllm_prefix | dual."""
+    """KV cache policy: none | prefix | fast_dllm_prefix | dual | dkv | drift_refresh | suffix_pruning."""
     suppress_tokens: tuple[TokenRef, ...] = ()
     """Tokens whose logits are set to -inf before anything is chosen (LLaDA-V bans eos, bos and the header
     tokens; LLaDA's ``logits_eos_inf`` bans eos). Ids or role names, see ``TokenRef``."""
@@ -132,6 +169,21 @@ class _Decoding(ComponentParams):
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         return _kind_shorthand(value)
+
+    @model_validator(mode="after")
+    def _rule_reads_its_confidence(self) -> "_Decoding":
+        """A rule that reads the confidence as a specific measure (``needs_confidence``, e.g. the entropy
+        bound reads -entropy) is refused beside any other measure."""
+        needed = getattr(self.commit_rule, "needs_confidence", None)
+        if needed is None:
+            return self
+        confidence = getattr(self, "confidence", None)
+        given = confidence.kind if confidence is not None else {"entropy": "neg_entropy"}.get(getattr(self, "alg", ""))
+        if given != needed:
+            raise ValueError(f"commit_rule '{self.commit_rule.kind}' reads the confidence as {needed}, but this "
+                             f"sampler ranks by {given or getattr(self, 'alg', None)}; set confidence: {needed} "
+                             "(dream: alg: entropy)")
+        return self
 
 
 class FixedCountSamplerParams(_Decoding):
@@ -237,4 +289,43 @@ class ParallelSamplerParams(_Decoding):
 
     @classmethod
     def for_tests(cls) -> "ParallelSamplerParams":
+        return cls(gen_length=8, block_length=4)
+
+
+class SlowFastSamplerParams(_Decoding):
+    """SlowFast sampling (arXiv:2506.10848): per block, a slow exploratory phase finds a stable span after the
+    decoded prefix, a fast phase fills it in parallel; defaults are the reference implementation's."""
+
+    kind: Literal["slowfast"] = "slowfast"
+    gen_length: int = Field(128, ge=1)
+    """Answer length G in tokens."""
+    block_length: Optional[int] = Field(None, ge=1)
+    """Tokens per block; None = one block (the reference runs block_length = gen_length)."""
+    confidence: Family["confidence_measures"] = Field(
+        default_factory=lambda: {"kind": "probability"}, validate_default=True)
+    """How candidates are ranked and thresholded (the reference: probability)."""
+    exploration_steps: int = Field(6, ge=1)
+    """Slow steps before the span is fixed anyway (``k_exploration_steps``)."""
+    span_confidence: float = Field(0.3, ge=0.0, le=1.0)
+    """A masked position this confident extends the span estimate (``cycle_len_confidence_threshold``)."""
+    stability_window: int = Field(2, ge=1)
+    """Estimates whose spread decides convergence (``cycle_length_stability_window``)."""
+    stability_std: float = Field(1.0, gt=0.0)
+    """Converged when the estimates' population std is below this (``cycle_length_stability_std_dev_threshold``)."""
+    high_confidence: float = Field(0.9, ge=0.0, le=1.0)
+    """Commit every candidate this confident when there are at least two (``high_confidence_threshold``)."""
+
+    @model_validator(mode="after")
+    def _no_commit_rule(self) -> "SlowFastSamplerParams":
+        if self.stability_window > self.exploration_steps:
+            raise ValueError(f"stability_window={self.stability_window} exceeds exploration_steps="
+                             f"{self.exploration_steps}: the span would be fixed before its estimates could converge; "
+                             "lower stability_window or raise exploration_steps")
+        if self.commit_rule is not None:
+            raise ValueError("slowfast is its own phase-adaptive commit rule; drop commit_rule (or use the "
+                             "parallel sampler with that rule)")
+        return self
+
+    @classmethod
+    def for_tests(cls) -> "SlowFastSamplerParams":
         return cls(gen_length=8, block_length=4)

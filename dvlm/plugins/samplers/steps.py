@@ -37,4 +37,4 @@ def step_event(canvas, step: int, block: int, start: int, commit: torch.Tensor, 
     scores = torch.full(committed.shape, float("nan"), device=canvas.device)
     scores[:, offset : offset + commit.shape[1]] = torch.where(commit, confidence.float(), float("nan"))
     return StepEvent(step=step, block=block, nfe=canvas.nfe, committed=committed, confidence=scores,
-                     tokens=canvas.answer.clone())
+                     tokens=canvas.answer.clone(), kv_rows=canvas.kv_rows_recomputed)
