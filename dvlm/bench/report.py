@@ -350,7 +350,7 @@ def _pareto_plot(plt: Any, rows: list[dict], metric: str, x_key: str, x_label: s
         ax.annotate(cells[i]["cell"], points[i], fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel(x_label)
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} vs {x_label} (every cell, 95 % bootstrap intervals)")
+    ax.set_title(f"{metric} vs {x_label}\nevery cell, 95 % bootstrap intervals", fontsize=10)
     ax.legend(loc="lower right")
     fig.tight_layout()
     path = folder / f"pareto_{'latency' if x_key.startswith('latency') else 'nfe'}.png"
