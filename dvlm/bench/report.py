@@ -54,20 +54,30 @@ def row_aup(row: dict[str, Any], metric: str | None) -> float | None:
     return None if value is None or not rho else aup([(rho, 100 * value)], y_max=100 * value)
 
 
-def summary_rows(rows: list[dict[str, Any]], metric: str | None = None) -> tuple[list[str], list[list[str]]]:
-    """One line per cell: axes, quality, NFE, tokens per forward, K/V rows recomputed per sample, latency,
-    speedup, and AUP of ``metric`` (default: the first quality metric)."""
+def summary_rows(rows: list[dict[str, Any]], metric: str | None = None,
+                 intervals: bool = False) -> tuple[list[str], list[list[str]]]:
+    """One line per cell: axes, quality (with its 95 % bootstrap interval over the questions when
+    ``intervals``), NFE, tokens per forward, K/V rows recomputed per sample, latency, speedup, and AUP of
+    ``metric`` (default: the first quality metric)."""
     metrics = quality_metrics(rows)
     metric = metric or (metrics or [None])[0]
     axes = list(rows[0]["axes"]) if rows else []
     header = [*axes, *metrics, "NFE", "tok/fwd", "K/V rows", "latency s", "speedup", f"AUP ({metric})"]
     body = [
-        [*(r["axes"][a] for a in axes), *(_fmt(r["metrics"].get(m)) for m in metrics), _fmt(r["nfe"], 1),
+        [*(r["axes"][a] for a in axes), *(_quality(r, m, intervals) for m in metrics), _fmt(r["nfe"], 1),
          _fmt(r["tokens_per_forward"], 2), _fmt(r.get("kv_rows_recomputed"), 0), _fmt(r["latency_s_per_sample"], 4),
          _fmt(r.get("speedup"), 2), _fmt(row_aup(r, metric), 1)]
         for r in rows
     ]
     return header, body
+
+
+def _quality(row: dict[str, Any], metric: str, interval: bool) -> str:
+    scores = row.get("per_sample", {}).get(metric)
+    if not interval or not scores:
+        return _fmt(row["metrics"].get(metric))
+    found = mean_interval(scores)
+    return f"{row['metrics'][metric]:.3f} [{found.low:.3f}, {found.high:.3f}]"
 
 
 def print_summary(rows: list[dict[str, Any]], failed: list[dict[str, Any]], console: Console | None = None,
@@ -367,7 +377,7 @@ def _groups(rows: list[dict], axis: str) -> list[list[dict]]:
 def write_report(rows: list[dict[str, Any]], failed: list[dict[str, Any]], folder: Path, name: str,
                  report: Any, wall_time_s: float | None, cells_run: int | None = None) -> Path:
     """``report.md`` (+ plots) from the rows; ``report`` is the matrix's ``ReportSpec``."""
-    header, body = summary_rows(rows, report.metric)
+    header, body = summary_rows(rows, report.metric, intervals=True)
     found = findings(rows, {**report.claims, "metric": report.metric})
     plots = write_plots(rows, folder, {**report.plots, "metric": report.metric}) if rows else []
     first = rows[0] if rows else (failed[0] if failed else {})

@@ -1,6 +1,7 @@
 """``dvlm bench`` end to end on a tiny text-only matrix."""
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -159,6 +160,8 @@ def test_report_has_verdicts_pareto_plots_and_the_denoising_trace(base_run, tmp_
     text = write_report(rows, [], tmp_path, "tiny", report, wall_time_s=1.0).read_text()
     assert "difference [95 % interval]" in text and "quality cost (uncached − cached)" in text
     assert any(v in text for v in ("**held**", "**refuted**", "**inconclusive at this sample size**"))
+    cell = next(line for line in text.splitlines() if line.startswith("| none |"))  # a cell's quality with its interval
+    assert re.search(r"\| \d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\] \|", cell), cell
     for name in ("pareto_latency.png", "pareto_nfe.png", "denoising_traces.png"):
         assert (tmp_path / name).stat().st_size > 1000 and f"({name})" in text
 
