@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import io
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -37,8 +38,8 @@ ResizeMode = Literal["squash", "shortest_edge_crop"]
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
              "nearest": Image.Resampling.NEAREST}
 
-# Pillow's own bomb check reads a module global at ``Image.open``; we replace it with our configurable
-# limit while opening, under a lock so that concurrent loads never see each other's setting.
+# Pillow's switches are module globals (see ``_strict_pillow``): set under a lock so that concurrent loads never
+# see each other's setting.
 _open_lock = threading.Lock()
 
 
@@ -65,17 +66,14 @@ def _open(source: Any) -> Image.Image:
             f"cannot use an object of type {type(source).__name__} as an image; pass a file path, "
             f"the file's bytes or a PIL.Image."
         )
-    with _open_lock:
-        previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    with _strict_pillow():
         try:
             return Image.open(fp)
-        except UnidentifiedImageError:
+        except (UnidentifiedImageError, OSError):
             raise ImageError(
                 f"{_describe(source)} is not a readable image (unknown format or corrupt header); "
                 f"re-export it as PNG or JPEG."
             ) from None
-        finally:
-            Image.MAX_IMAGE_PIXELS = previous
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -110,7 +108,8 @@ def load_image(source: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Imag
     if width < 1 or height < 1:
         raise ImageError(f"{_describe(source)} is empty ({width}x{height}).")
     try:
-        _load_strictly(image)
+        with _strict_pillow():
+            image.load()
         return _to_rgb(image)
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(
@@ -119,15 +118,18 @@ def load_image(source: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Imag
         ) from None
 
 
-def _load_strictly(image: Image.Image) -> None:
-    """Decode pixel data, refusing a truncated file even where another library (lmms-eval does, on import)
-    set Pillow's process-wide ``LOAD_TRUNCATED_IMAGES``, which would silently pad the missing rows grey."""
+@contextmanager
+def _strict_pillow() -> Iterator[None]:
+    """Pillow's process-wide switches as dvlm needs them while it opens and decodes one image: no bomb check of
+    its own (``load_image`` applies the configurable limit) and truncated files refused, even where another
+    library set ``LOAD_TRUNCATED_IMAGES`` (lmms-eval does, on import: missing rows would be padded grey)."""
     with _open_lock:
+        pixels, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         tolerant, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
         try:
-            image.load()
+            yield
         finally:
-            ImageFile.LOAD_TRUNCATED_IMAGES = tolerant
+            Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = pixels, tolerant
 
 
 @dataclass(frozen=True)

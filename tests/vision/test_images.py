@@ -47,6 +47,10 @@ def test_truncated_file_is_refused_even_when_another_library_made_pillow_toleran
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ImageError, match="corrupt or truncated"):
         load_image(path)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")  # a header Pillow gives up on while tolerant
+    with pytest.raises(ImageError, match="not a readable image"):
+        load_image(broken)
     assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the other library's setting is left as it was
 
 
