@@ -65,8 +65,11 @@ class Canvas:
     def new_cache(self):
         return self.backbone.new_cache(self.rows, self.length)
 
-    def forward(self, start: int, end: int, *, cache=None, attend_end: int | None = None) -> torch.Tensor:
-        """Logits ``[B, end - start, V]`` for the window ``[start, end)`` (CFG already combined)."""
+    def forward(self, start: int, end: int, *, cache=None, attend_end: int | None = None,
+                rows: tuple[int, int] | None = None) -> torch.Tensor:
+        """Logits ``[B, R, V]`` of the absolute positions ``rows = (first, last)`` (default: the whole window)
+        of the window ``[start, end)`` (CFG already combined); the head runs on those rows only, and on none for
+        ``first == last`` (a prefill that only fills the cache)."""
         ids = self.x[:, start:end]  # [B, W]
         in_prompt = max(0, min(end, self.prompt_length) - start)  # prompt rows inside the window
         embeds = None
@@ -91,6 +94,7 @@ class Canvas:
             cache=cache,
             cache_start=start,
             attend_end=attend_end,
+            rows=None if rows is None else slice(rows[0] - start, rows[1] - start),
         )
         self.nfe += 2 if self.cfg_scale > 0 else 1
         self.nan_logits |= logits.isnan().any()
