@@ -190,8 +190,9 @@ class Sampler(Protocol):
     """The denoising loop over an answer window.
 
     ``run(backbone, prompt=PromptBatch, generator=None)`` is a generator: it yields a
-    ``dvlm.core.generation.StepEvent`` per step and returns the finished canvas (``.answer [B, G]``,
-    ``.nfe``) as its ``StopIteration`` value; ``dvlm.core.generation.run_sampler`` drives it.
+    ``dvlm.core.generation.StepEvent`` per step, or an object whose ``resolve()`` builds it (so that nothing is
+    built when nobody listens), and returns the finished canvas (``.answer [B, G]``, ``.nfe``) as its
+    ``StopIteration`` value; ``dvlm.core.generation.run_sampler`` drives it.
     """
 
     def run(self, backbone: Backbone, **inputs: Any) -> Iterator[Any]: ...

@@ -21,8 +21,10 @@ from dvlm.core.rope import padded_positions
 
 
 class Canvas:
-    def __init__(self, backbone, prompt, gen_length: int, *, cfg_scale: float = 0.0) -> None:
+    def __init__(self, backbone, prompt, gen_length: int, *, cfg_scale: float = 0.0, compile: bool = False) -> None:
         self.backbone = backbone
+        self.run_backbone = torch.compile(backbone) if compile else backbone
+        """What ``forward`` calls: the backbone, or its ``torch.compile`` (``compile: true``)."""
         self.tokens = backbone.special_tokens
         ids, embeds, padding = _prompt(prompt, self.tokens.pad_id)
         self.batch_size, self.prompt_length = ids.shape
@@ -86,7 +88,7 @@ class Canvas:
             ids = torch.cat([ids, uncond])  # [2B, W]
             padding = None if padding is None else torch.cat([padding, padding])
             positions = None if positions is None else torch.cat([positions, positions])
-        logits = self.backbone(
+        logits = self.run_backbone(
             None if embeds is not None else ids,
             inputs_embeds=embeds,
             attention_mask=padding,

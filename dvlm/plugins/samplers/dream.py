@@ -113,7 +113,7 @@ class DreamSampler:
         return commit_rule(p, GumbelTopK(p.alg_temp, generator) if p.alg_temp else FixedCount())
 
     def run(self, backbone, prompt, generator: torch.Generator | None = None):
-        """Yields a ``StepEvent`` per step; returns the finished ``Canvas``."""
+        """Yields a step per step (a ``PendingStep``, see ``loop.py``); returns the finished ``Canvas``."""
         p = self.params
 
         def propose(logits, candidates, banned, generator):
