@@ -112,3 +112,25 @@ def test_host_reads_grow_with_blocks_not_steps(llada, monkeypatch, gen_length, b
         reads.append(counts["reads"])
         assert result.nfe == 1 + steps
     assert reads[0] == reads[1], reads  # the same reads for twice the steps: none of them is per step
+
+
+@pytest.mark.parametrize("spec", [
+    {"kind": "fixed_count", "gen_length": 8, "steps": 4, "block_length": 4, "cache": "prefix"},
+    {"kind": "parallel", "gen_length": 8, "block_length": 4, "threshold": 0.3, "cache": "dual"},
+])
+def test_compile_true_gives_the_same_tokens(llada, monkeypatch, spec):
+    """``compile: true`` runs the step forward and the sampling under ``torch.compile`` (here with the fast
+    ``aot_eager`` backend, the same graphs inductor would compile; the GPU benchmark runs inductor)."""
+    import torch._dynamo.utils
+
+    import dvlm.plugins.samplers.canvas as canvas
+
+    monkeypatch.setattr(canvas, "COMPILE_OPTIONS", {"backend": "aot_eager"})
+    torch._dynamo.reset()
+    ids = PromptBatch(prompts(2, 6, seed=4))
+    eager = run_sampler(llada, ids, resolve_sampler(spec))
+    torch._dynamo.utils.counters.clear()
+    fast = run_sampler(llada, ids, resolve_sampler({**spec, "compile": True}))
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2  # the forward and the step were compiled
+    assert torch.equal(fast.token_ids, eager.token_ids) and fast.nfe == eager.nfe
+    assert dvlm.spec_hash(resolve_sampler({**spec, "compile": True})) == dvlm.spec_hash(resolve_sampler(spec))

@@ -20,10 +20,19 @@ from dvlm.core.errors import SamplerError
 from dvlm.core.rope import padded_positions
 
 
+COMPILE_OPTIONS: dict = {}
+"""Keyword arguments of ``torch.compile`` under ``compile: true`` (default: inductor)."""
+
+
+def compiled(fn):
+    """``fn`` under ``torch.compile`` (``compile: true``)."""
+    return torch.compile(fn, **COMPILE_OPTIONS)
+
+
 class Canvas:
     def __init__(self, backbone, prompt, gen_length: int, *, cfg_scale: float = 0.0, compile: bool = False) -> None:
         self.backbone = backbone
-        self.run_backbone = torch.compile(backbone) if compile else backbone
+        self.run_backbone = compiled(backbone) if compile else backbone
         """What ``forward`` calls: the backbone, or its ``torch.compile`` (``compile: true``)."""
         self.tokens = backbone.special_tokens
         ids, embeds, padding = _prompt(prompt, self.tokens.pad_id)

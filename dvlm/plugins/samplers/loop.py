@@ -32,7 +32,7 @@ from typing import Callable, Iterator
 import torch
 
 from dvlm.core.input_checks import check_ids
-from dvlm.plugins.samplers.canvas import Canvas, StopTracker, resolve_tokens
+from dvlm.plugins.samplers.canvas import Canvas, StopTracker, compiled, resolve_tokens
 from dvlm.plugins.samplers.steps import PendingStep, build
 
 Proposer = Callable[..., tuple[torch.Tensor, torch.Tensor]]
@@ -73,8 +73,8 @@ def sample_step(parts: Parts, banned: torch.Tensor, generator: torch.Generator |
 
 def denoise(backbone, prompt, params, parts: Parts, generator: torch.Generator | None = None):
     """Yields a ``PendingStep`` per step (its ``resolve()`` is the ``StepEvent``); returns the finished ``Canvas``."""
-    compiled = getattr(params, "compile", False)
-    canvas = Canvas(backbone, prompt, params.gen_length, cfg_scale=parts.cfg_scale, compile=compiled)
+    compile_step = getattr(params, "compile", False)
+    canvas = Canvas(backbone, prompt, params.gen_length, cfg_scale=parts.cfg_scale, compile=compile_step)
     banned = torch.tensor(resolve_tokens(params.suppress_tokens, canvas.tokens), dtype=torch.long, device=canvas.device)
     check_ids(banned, backbone.vocab_size, "suppress_tokens")
     stopper = StopTracker(canvas, params.early_stop)
@@ -85,8 +85,8 @@ def denoise(backbone, prompt, params, parts: Parts, generator: torch.Generator |
         stopper.update()
     plan_exact = getattr(parts.rule, "plan_exact", False)
     step_fn = sample_step(parts, banned, generator)
-    if compiled:
-        step_fn = torch.compile(step_fn)
+    if compile_step:
+        step_fn = compiled(step_fn)
     step = 0
     for block, (first, last) in enumerate(parts.blocks):
         if stopper.all_done():  # one flag per block: a later block starting after every row's stop is skipped
