@@ -76,8 +76,7 @@ def answer_elbo(backbone: Any, prefix: torch.Tensor, answer: torch.Tensor, *, su
         picked = hidden[:, first : first + length][masked]  # [M, D]: the head runs on masked rows only
         targets = answer.to(device)[None].expand(batch_size, -1)[masked]  # [M]
         ce = gathered_cross_entropy(backbone.head, picked, targets, chunk_rows_for(backbone.vocab_size))  # [M]
-        row_loss = torch.zeros(batch_size, device=device).index_add_(
-            0, masked.nonzero()[:, 0], ce)  # [b]: CE summed over each row's masked positions
+        row_loss = torch.zeros(masked.shape, device=device).masked_scatter_(masked, ce).sum(-1)  # [b]
         weight = length / counts.to(device=device, dtype=torch.float32)  # 1 / p_mask, [b]
         total += float((row_loss * weight).mean())
     return -total / (mc_num // batch_size)
