@@ -7,7 +7,8 @@
    prefill without the LM head + 16 cached 32-token forwards with the head on the 32 rows, timed alone.
    dvlm, the floor and dvlm with ``compile: true`` alternate in one process (medians; minimums beside).
    ``sampler_overhead`` = generate time / the time its backbone forwards took (hooks, same run).
-2. Peak memory (each measurement in a fresh child process, peak RSS above the RSS before the call), with a
+2. Peak memory (each measurement in a fresh child process: peak RSS during the call, reset just before it
+   through ``/proc/self/clear_refs``, above the RSS before it), with a
    reduced width/depth so it fits here: one no-cache LLaDA-V-shaped step (P = 2,500, G = 128, V = 126,464,
    B = 4) against weights + KV/activations, and the old full-logits forward it replaces; ``dvlm.score`` of a
    LaViDa-shaped prompt (P = 1,000, a 6-token answer) against the old full-logits estimate (``before``) with
@@ -24,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import resource
 import statistics
 import sys
 import time
@@ -43,8 +43,22 @@ LAVIDA_COCO = {"kind": "fixed_count", "gen_length": 32, "steps": 16, "block_leng
                "schedule": {"kind": "shift", "alpha": 0.33}}
 
 
-def rss_peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+def _status_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def reset_peak() -> float:
+    """Reset the process's peak RSS (Linux: ``5`` > ``/proc/self/clear_refs``); returns the RSS now (MiB)."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_mib("VmRSS")
+
+
+def peak_mib() -> float:
+    """Peak RSS since the last ``reset_peak`` (MiB)."""
+    return _status_mib("VmHWM")
 
 
 # -- 1. LaViDa-shaped answer -----------------------------------------------------------------------------
@@ -131,19 +145,19 @@ def _child(queue, what: str, options: dict) -> None:
         prompt_len, gen = 2500, 128
         embeds = torch.randn(batch, prompt_len, REDUCED["d_model"], generator=torch.Generator().manual_seed(0))
         spec = resolve_sampler({"kind": "fixed_count", "gen_length": gen, "steps": 1, "block_length": gen})
-        base = rss_peak_mib()
+        base = reset_peak()
         with torch.inference_mode():
             if what == "step":
                 run_sampler(model, PromptBatch(input_ids=None, inputs_embeds=embeds), spec)
             else:  # the old contract: the LM head on every row of the window
                 ids = torch.full((batch, gen), REDUCED["mask_token_id"])
                 model(inputs_embeds=torch.cat([embeds, model.embed(ids)], 1))
-        queue.put({"peak_above_base_mib": rss_peak_mib() - base, "weights_mib": weights / 2**20})
+        queue.put({"peak_above_base_mib": peak_mib() - base, "weights_mib": weights / 2**20})
         return
     prompt_len, answer = 1000, torch.arange(100, 106)
     prefix = model.embed(torch.randint(0, 126000, (prompt_len,), generator=torch.Generator().manual_seed(1)))
     mc, rows = options["mc_num"], options["batch_size"]
-    base = rss_peak_mib()
+    base = reset_peak()
     with torch.no_grad():
         if what == "score":
             value = answer_elbo(model, prefix, answer, mc_num=mc, batch_size=rows, seed=0)
@@ -162,7 +176,7 @@ def _child(queue, what: str, options: dict) -> None:
                                      reduction="none")
                 total += float(((ce * masked).sum(-1) * (length / counts.float())).mean())
             value = -total / (mc // rows)
-    queue.put({"peak_above_base_mib": rss_peak_mib() - base, "weights_mib": weights / 2**20, "score": value})
+    queue.put({"peak_above_base_mib": peak_mib() - base, "weights_mib": weights / 2**20, "score": value})
 
 
 def in_child(what: str, **options) -> dict:

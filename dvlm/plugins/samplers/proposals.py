@@ -18,6 +18,10 @@ import torch
 import torch.nn.functional as F
 
 
+PROPOSAL_CHUNK_ROWS = 64
+"""Rows proposed at once (64 x 126,464 fp32 = 32 MiB of probabilities)."""
+
+
 def suppress(logits: torch.Tensor, token_ids: torch.Tensor | None) -> torch.Tensor:
     """Set the logits of ``token_ids`` to -inf (banned tokens), out of place."""
     if token_ids is None or token_ids.numel() == 0:
@@ -60,7 +64,10 @@ def _on_candidates(logits: torch.Tensor, candidates: torch.Tensor, propose) -> t
     positions are candidates (no ``nonzero``), so a step runs without a host sync and compiles. The rows are
     few (one block) and their logits were computed anyway."""
     batch, width, vocab = logits.shape
-    x0, confidence = propose(logits.reshape(batch * width, vocab).float())  # [B*W, V] -> [B*W], [B*W]
+    rows = logits.reshape(batch * width, vocab)  # [B*W, V]
+    # PROPOSAL_CHUNK_ROWS rows at a time: the softmax's [rows, V] copy stays small next to the block's logits
+    pieces = [propose(chunk.float()) for chunk in rows.split(PROPOSAL_CHUNK_ROWS)]  # [C, V] -> [C], [C]
+    x0, confidence = (torch.cat(parts) for parts in zip(*pieces))  # [B*W], [B*W]
     x0 = torch.where(candidates, x0.view(batch, width), 0)  # [B, W]
     return x0, confidence.view(batch, width).masked_fill(~candidates, float("-inf"))  # [B, W]
 
