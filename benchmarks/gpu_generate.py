@@ -9,7 +9,10 @@ Two figures (issue #4), recorded in ``benchmarks/results/gpu_generate.jsonl``:
   -> ms per step (random weights give low confidences, so about one token per step: the per-step cost is
   the figure that transfers, not the step count).
 
-Needs CUDA; ``--small`` runs a tiny model anywhere (a smoke check, not a figure to report).
+Each preset runs eager and with ``compile: true`` (``torch.compile`` of the step forward and the sampling; the
+first call, which compiles, is the warm-up), side by side; tokens per second = answer tokens / wall time.
+Needs CUDA; ``--small`` runs a tiny model anywhere (a smoke check, not a figure to report; add
+``--no-compile`` on a CPU, where inductor takes about a minute to compile even the tiny model).
 Last line: ``lavida_coco_s_per_answer=<x> fast_dllm_ms_per_step=<y>``.
 
     .venv/bin/python benchmarks/gpu_generate.py [--repeats 5]
@@ -48,6 +51,7 @@ def main() -> None:
     parser.add_argument("--prefix", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--small", action="store_true", help="tiny model on any device (smoke check)")
+    parser.add_argument("--no-compile", dest="compile", action="store_false", help="eager only")
     parser.add_argument("--results", default=str(Path(__file__).parent / "results" / "gpu_generate.jsonl"))
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
@@ -63,6 +67,9 @@ def main() -> None:
         "lavida-coco": ("lavida-coco", {}),
         "fast-dllm": ("fast-dllm", {"gen_length": 256}),
     }
+    if args.compile:
+        runs.update({f"{name}+compile": (preset, {**overrides, "compile": True})
+                     for name, (preset, overrides) in list(runs.items())})
     metrics = {}
     with torch.inference_mode():
         for name, (preset, overrides) in runs.items():
@@ -73,17 +80,22 @@ def main() -> None:
                 walls.append(wall)
             metrics[name] = {"s_per_answer": statistics.median(walls), "nfe": result.nfe,
                              "ms_per_step": statistics.median(walls) / result.nfe * 1e3,
-                             "tokens_per_forward": result.tokens_per_forward, "walls": walls}
+                             "tokens_per_forward": result.tokens_per_forward, "walls": walls,
+                             "tokens_per_s": result.token_ids.shape[1] / statistics.median(walls)}
             print(f"{name}: {metrics[name]['s_per_answer']:.3f} s per answer, NFE {result.nfe}, "
-                  f"{metrics[name]['ms_per_step']:.2f} ms per step")
+                  f"{metrics[name]['ms_per_step']:.2f} ms per step, {metrics[name]['tokens_per_s']:.1f} tokens/s")
     row = {"benchmark": "gpu_generate", "config": vars(args), "metrics": metrics,
            "device": torch.cuda.get_device_name() if cuda else "cpu", **provenance()}
     if not args.small:
         Path(args.results).parent.mkdir(parents=True, exist_ok=True)
         with open(args.results, "a") as f:
             f.write(json.dumps(row) + "\n")
-    print(f"lavida_coco_s_per_answer={metrics['lavida-coco']['s_per_answer']:.3f} "
-          f"fast_dllm_ms_per_step={metrics['fast-dllm']['ms_per_step']:.2f}")
+    line = (f"lavida_coco_s_per_answer={metrics['lavida-coco']['s_per_answer']:.3f} "
+            f"fast_dllm_ms_per_step={metrics['fast-dllm']['ms_per_step']:.2f}")
+    if args.compile:
+        line += (f" lavida_coco_compiled_s={metrics['lavida-coco+compile']['s_per_answer']:.3f}"
+                 f" fast_dllm_compiled_tokens_per_s={metrics['fast-dllm+compile']['tokens_per_s']:.1f}")
+    print(line)
 
 
 if __name__ == "__main__":

@@ -40,10 +40,10 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
     Scale ``1/sqrt(Dh)``, no dropout. Query head ``h`` uses key-value head ``h // (H / Hkv)`` (the
     grouping of ``repeat_interleave`` / HF ``repeat_kv``).
     """
-    flash = _flash_attn_func()
     if mask is not None and mask.shape[2] == 1 and not q.is_cuda:  # a key-padding mask, on the CPU
         return _row_by_row(q, k, v, mask[:, 0, 0])
-    if flash is not None and mask is None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
+    flash = _flash_attn_func() if q.is_cuda else None
+    if flash is not None and mask is None and q.dtype in (torch.float16, torch.bfloat16):
         # flash-attn wants [B, T, H, Dh] with a unit-stride last dim: transposes are views
         out = flash(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal=False)  # [B, T, H, Dh]
         return out.transpose(1, 2)  # [B, H, T, Dh]
@@ -74,7 +74,8 @@ def sdpa_mask(attention_mask: torch.Tensor | None, num_queries: int, num_keys: i
     ``attention_mask`` is a key-padding mask ``[B, S']`` or a full mask ``[B, 1, T, S']`` with
     ``S' >= num_keys`` (keys beyond ``num_keys`` are cut off, so a caller can pass one mask for the
     whole sequence to every cached window). A key-padding mask without padding returns None, which
-    keeps the fast unmasked kernels.
+    keeps the fast unmasked kernels (checked on the CPU only: on a GPU that check would be a host sync per
+    forward, so a CUDA key-padding mask is always applied).
     """
     if attention_mask is None:
         return None
@@ -85,6 +86,8 @@ def sdpa_mask(attention_mask: torch.Tensor | None, num_queries: int, num_keys: i
                 "pass a key-padding mask [B, S] with S >= the attended length"
             )
         keys = attention_mask[:, :num_keys].bool()
+        if keys.is_cuda:  # no host sync on a GPU: the mask is used as given (dvlm's samplers pass None unpadded)
+            return keys[:, None, None, :]  # [B, 1, 1, S]
         return None if bool(keys.all()) else keys[:, None, None, :]  # [B, 1, 1, S]
     if attention_mask.dim() == 4:
         if attention_mask.shape[2] != num_queries or attention_mask.shape[3] < num_keys:

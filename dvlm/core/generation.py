@@ -149,6 +149,9 @@ def run_sampler(
             except StopIteration as finished:
                 canvas = finished.value
                 break
+            if on_step is None and events is None:
+                continue  # nobody listens: the event is never built
+            event = event.resolve() if callable(getattr(event, "resolve", None)) else event
             if on_step is not None:
                 on_step(event)
             if events is not None:

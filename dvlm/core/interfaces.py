@@ -47,10 +47,14 @@ class KVCache(Protocol):
 
 @runtime_checkable
 class Backbone(Protocol):
-    """A bidirectional mask predictor: embeddings (or ids) in, position-aligned logits out.
+    """A bidirectional mask predictor: embeddings (or ids) in, hidden states out, logits for chosen rows only.
 
-    ``forward(input_ids=None, *, inputs_embeds=None, attention_mask=None, position_ids=None,
-    cache=None, cache_start=0, attend_end=None) -> logits [B, T, V]``
+    ``hidden_states(input_ids=None, *, inputs_embeds=None, attention_mask=None, position_ids=None,
+    cache=None, cache_start=0, attend_end=None, rows=None) -> [B, T', D]``; ``head(hidden [..., D]) ->
+    [..., V]`` applies the LM head to any gathered rows; ``forward(..., rows=None) -> logits [B, T', V]`` is
+    ``head(hidden_states(...))``. The head is the largest matmul of an 8B model with a 126k vocabulary, so a
+    caller asks for the rows it samples (``rows``: a slice of the window; ``slice(0, 0)``: none, e.g. a prefill
+    that only fills the cache) or gathers hidden rows itself (the loss and the likelihood, at masked positions).
 
     - attention is bidirectional unless ``attention_mask`` says otherwise: a key-padding mask
       ``[B, S]`` (1/True = real token) or a full boolean mask ``[B, 1, T, S]`` (True = may attend);
@@ -58,10 +62,10 @@ class Backbone(Protocol):
       key-padding mask (a left-padded row keeps its batch-1 positions), else ``cache_start + arange(T)``;
     - with ``cache``, the window's K/V are written at ``[cache_start, cache_start + T)`` and the
       window attends to cache positions ``[0, attend_end)`` (default ``cache_start + T``);
-    - logits are aligned: position i holds the prediction for token i even when the underlying
-      head is shifted (``logits_shifted``, Dream); for a cached window the first row uses the
-      hidden state at ``cache_start - 1``, which the cache keeps (it stores the final hidden
-      state of every position a forward wrote).
+    - hidden states (and so logits) are aligned: row i is what predicts token i even when the underlying
+      head is shifted (``logits_shifted``, Dream: the hidden state at i - 1); for a cached window the first row
+      uses the hidden state at ``cache_start - 1``, which the cache keeps (it stores the final hidden state of
+      every position a forward wrote), so ``head(cache.hidden_before(P))`` is the prefill's prediction of P.
     """
 
     special_tokens: SpecialTokens
@@ -75,6 +79,14 @@ class Backbone(Protocol):
 
     def new_cache(self, batch_size: int, max_length: int) -> KVCache:
         """Preallocate a cache in the backbone's dtype and device."""
+        ...
+
+    def hidden_states(self, input_ids: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
+        """Aligned final hidden states ``[B, T', D]`` of the window's ``rows`` (after the final norm)."""
+        ...
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``[..., D] -> [..., V]``."""
         ...
 
     def __call__(self, input_ids: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor: ...
@@ -178,8 +190,9 @@ class Sampler(Protocol):
     """The denoising loop over an answer window.
 
     ``run(backbone, prompt=PromptBatch, generator=None)`` is a generator: it yields a
-    ``dvlm.core.generation.StepEvent`` per step and returns the finished canvas (``.answer [B, G]``,
-    ``.nfe``) as its ``StopIteration`` value; ``dvlm.core.generation.run_sampler`` drives it.
+    ``dvlm.core.generation.StepEvent`` per step, or an object whose ``resolve()`` builds it (so that nothing is
+    built when nobody listens), and returns the finished canvas (``.answer [B, G]``, ``.nfe``) as its
+    ``StopIteration`` value; ``dvlm.core.generation.run_sampler`` drives it.
     """
 
     def run(self, backbone: Backbone, **inputs: Any) -> Iterator[Any]: ...

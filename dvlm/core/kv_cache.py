@@ -39,10 +39,11 @@ class KVCache:
         hidden_size: int | None = None,
     ) -> None:
         shape = (num_layers, batch_size, num_kv_heads, max_length, head_dim)
-        self.keys = torch.zeros(shape, dtype=dtype, device=device)
-        self.values = torch.zeros(shape, dtype=dtype, device=device)
+        # empty, not zeros: a window only ever reads written positions (``check_window`` refuses the rest)
+        self.keys = torch.empty(shape, dtype=dtype, device=device)
+        self.values = torch.empty(shape, dtype=dtype, device=device)
         self.hidden = (
-            torch.zeros(batch_size, max_length, hidden_size, dtype=dtype, device=device) if hidden_size else None
+            torch.empty(batch_size, max_length, hidden_size, dtype=dtype, device=device) if hidden_size else None
         )
         self.batch_size = batch_size
         self.max_length = max_length
@@ -50,11 +51,7 @@ class KVCache:
         """End of the furthest position written so far (attending beyond it would read zeros)."""
 
     def reset(self) -> None:
-        """Forget everything written (buffers are kept and zeroed)."""
-        self.keys.zero_()
-        self.values.zero_()
-        if self.hidden is not None:
-            self.hidden.zero_()
+        """Forget everything written (the buffers are kept; nothing reads them before a forward writes)."""
         self.written_end = 0
 
     def check_window(self, batch_size: int, start: int, length: int, attend_end: int) -> None:

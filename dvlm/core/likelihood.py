@@ -15,6 +15,9 @@ Because ``n`` is uniform on ``{1..A}`` and the weight is ``A / n``, this is an u
 masked-diffusion ELBO ``-Σ_t (1/t) E[CE on masked]``. Every choice is scored with the same seed, so
 choices of one length see the same masks (common random numbers: their differences have less variance).
 
+Only the masked answer rows reach the LM head, in chunks (``dvlm.core.head_loss``): no ``[b, P + A, V]``
+logits, which for one LaViDa prompt (b = 16, P ~ 1,050, V = 126,464) were ~4.3 GB in bf16.
+
 Departures from LLaDA's code: one CPU ``torch.Generator`` draws every count and mask (LLaDA draws counts on
 the device generator and masks on the global CPU one), so a seed gives the same value on every device.
 
@@ -27,10 +30,10 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from dvlm.core.errors import EvalError
 from dvlm.core.generation import backbone_of, tokenizer_of
+from dvlm.core.head_loss import chunk_rows_for, gathered_cross_entropy
 from dvlm.core.input_checks import check_ids, context_length
 
 
@@ -68,13 +71,14 @@ def answer_elbo(backbone: Any, prefix: torch.Tensor, answer: torch.Tensor, *, su
         pieces = [prefix[None].expand(batch_size, -1, -1), backbone.embed(noised)]  # [b, P, D], [b, A, D]
         if suffix is not None:
             pieces.append(suffix[None].expand(batch_size, -1, -1))  # [b, E, D]
-        logits = backbone(inputs_embeds=torch.cat(pieces, dim=1))  # [b, P + A (+ E), V]
+        hidden = backbone.hidden_states(inputs_embeds=torch.cat(pieces, dim=1))  # [b, P + A (+ E), D]
         first = prefix.shape[0]
-        answer_logits = logits[:, first : first + length].float()  # [b, A, V]
-        ce = F.cross_entropy(answer_logits.transpose(1, 2), answer[None].expand(batch_size, -1).to(device),
-                             reduction="none")  # [b, A]
+        picked = hidden[:, first : first + length][masked]  # [M, D]: the head runs on masked rows only
+        targets = answer.to(device)[None].expand(batch_size, -1)[masked]  # [M]
+        ce = gathered_cross_entropy(backbone.head, picked, targets, chunk_rows_for(backbone.vocab_size))  # [M]
+        row_loss = torch.zeros(masked.shape, device=device).masked_scatter_(masked, ce).sum(-1)  # [b]
         weight = length / counts.to(device=device, dtype=torch.float32)  # 1 / p_mask, [b]
-        total += float(((ce * masked).sum(-1) * weight).mean())
+        total += float((row_loss * weight).mean())
     return -total / (mc_num // batch_size)
 
 

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
+
+from dvlm.core.head_loss import chunk_rows_for, gathered_cross_entropy
 
 IGNORE_INDEX = -100
 """Label of a position that is not a target (prompt, image, padding that is not supervised)."""
@@ -60,6 +64,16 @@ class MaskedBatch:
         picked = logits[masked].float()  # [M, V]: only masked positions are scored
         ce = F.cross_entropy(picked, self.labels.to(logits.device)[masked], reduction="none")  # [M]
         return (ce * self.weights.to(logits.device)[masked]).sum()
+
+    def loss_from_hidden(self, hidden: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor],
+                         vocab_size: int) -> torch.Tensor:
+        """``[R, T, D]`` position-aligned hidden states -> the same loss as ``loss``, with the LM head ``head``
+        applied to the masked rows only, in chunks (``dvlm.core.head_loss``): ``[R, T, V]`` never exists."""
+        masked = self.masked.to(hidden.device)
+        picked = hidden[masked]  # [M, D]
+        ce = gathered_cross_entropy(head, picked, self.labels.to(hidden.device)[masked],
+                                    chunk_rows_for(vocab_size))  # [M]
+        return (ce * self.weights.to(hidden.device)[masked]).sum()
 
     @property
     def num_masked(self) -> int:

@@ -79,6 +79,14 @@ def _check_backbone(backbone: Any) -> None:
     logits = getattr(logits, "logits", logits)
     assert logits.shape == (2, 5, backbone.vocab_size), logits.shape
     assert torch.isfinite(logits).all()
+    # logits of chosen rows only: hidden states out, the head on gathered rows, equal to the full logits' rows
+    rows = backbone(ids, rows=slice(1, 4))
+    assert rows.shape == (2, 3, backbone.vocab_size), rows.shape
+    torch.testing.assert_close(rows, logits[:, 1:4], rtol=1e-4, atol=1e-4)
+    assert backbone(ids, rows=slice(0, 0)).shape == (2, 0, backbone.vocab_size)
+    hidden = backbone.hidden_states(ids)
+    assert hidden.shape == (2, 5, backbone.hidden_size), hidden.shape
+    torch.testing.assert_close(backbone.head(hidden[:, [0, 4]]), logits[:, [0, 4]], rtol=1e-4, atol=1e-4)
 
 
 #: family -> check run on the object the factory builds from ``for_tests()`` params.

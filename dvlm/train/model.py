@@ -88,8 +88,9 @@ class TrainingModel(nn.Module):
         noised = masking({"labels": labels}, generator)
         mask_id = torch.tensor([self.backbone.special_tokens.mask_id], device=embeds.device)
         mask_embed = self.backbone.embed(mask_id)[0]  # [D]
-        logits = self.backbone(inputs_embeds=noised.noise_embeds(embeds, mask_embed))  # [R, T, V]
-        return noised.loss(logits), noised
+        backbone = self.backbone
+        hidden = backbone.hidden_states(inputs_embeds=noised.noise_embeds(embeds, mask_embed))  # [R, T, D]
+        return noised.loss_from_hidden(hidden, backbone.head, backbone.vocab_size), noised
 
 
 class _LooseParameters(nn.Module):

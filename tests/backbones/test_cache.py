@@ -111,7 +111,9 @@ def test_cache_rejects_windows_it_cannot_serve(model):
     with pytest.raises(ValueError, match="attend_end=8"):
         model(ids[:, :2], cache=cache, cache_start=4, attend_end=8)
     cache.reset()
-    assert cache.written_end == 0 and not cache.keys.any()
+    assert cache.written_end == 0  # nothing is readable again until a forward writes (buffers are not zeroed)
+    with pytest.raises(ValueError, match="only \\[0, 0\\) is written"):
+        model(ids, cache=cache, cache_start=2)
 
 
 def test_prefix_lm_mask_semantics():

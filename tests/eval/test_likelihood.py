@@ -131,3 +131,15 @@ def test_trained_model_ranks_the_true_colour_first(trained_checkpoint):
                             mc_num=4, batch_size=4)
         ranked_first.append(row["choices"][max(range(len(scores)), key=scores.__getitem__)] == row["answer"])
     assert sum(ranked_first) / len(ranked_first) >= 0.9, ranked_first  # chance: 0.25
+
+
+def test_the_head_sees_only_masked_answer_rows(backbone):
+    """#15: dvlm.score never builds logits for the prompt or for visible answer tokens: the LM head runs on
+    the masked answer rows only (at most batch_size x A rows per batch, here far fewer than the sequence)."""
+    rows = []
+    handle = backbone.lm_head.register_forward_pre_hook(lambda module, args: rows.append(args[0].shape[0]))
+    try:
+        dvlm.score(backbone, PROMPT * 4, [[7, 8, 9]], mc_num=4, batch_size=2, close_turn=False)
+    finally:
+        handle.remove()
+    assert len(rows) == 2 and all(1 <= r <= 2 * 3 for r in rows)  # 2 batches; never the 2 x 23 rows

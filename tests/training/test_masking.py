@@ -149,3 +149,30 @@ def test_complementary_copy_weights_have_a_floor(weighting):
     for seed in range(200):
         out = strategy({"labels": torch.tensor([[1, 2, 3, 4]])}, torch.Generator().manual_seed(seed))
         assert float(out.weights.max()) * 4 * 2 <= 1 / 1e-3 + 1e-3
+
+
+@pytest.mark.parametrize("kind", ["uniform", "complementary"])
+def test_loss_from_hidden_equals_the_full_logits_loss_in_chunks(kind, monkeypatch):
+    """#15: the training loss applies the head to masked rows only, a few rows at a time (recomputed in the
+    backward pass), with the loss and the gradients of the full-logits loss."""
+    import dvlm.core.masked_batch as masked_batch
+
+    labels = torch.randint(0, 11, (3, 9), generator=torch.Generator().manual_seed(0))
+    labels[:, :2] = IGNORE_INDEX
+    out = build(kind)({"labels": labels}, torch.Generator().manual_seed(1))
+    head = torch.nn.Linear(6, 11, bias=False)
+    hidden = torch.randn(3 * out.copies, 9, 6, generator=torch.Generator().manual_seed(2), requires_grad=True)
+
+    expected = out.loss(head(hidden))
+    grads = torch.autograd.grad(expected, [hidden, head.weight])
+    seen = []
+    handle = head.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[0]))
+    monkeypatch.setattr(masked_batch, "chunk_rows_for", lambda vocab: 4)
+    chunked = out.loss_from_hidden(hidden, head, vocab_size=11)
+    chunked_grads = torch.autograd.grad(chunked, [hidden, head.weight])
+    handle.remove()
+    torch.testing.assert_close(chunked, expected, rtol=1e-6, atol=1e-6)
+    for got, want in zip(chunked_grads, grads):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert seen and max(seen) <= 4  # never more than a chunk of rows at once, forward or recomputed
+    assert sum(seen) == 2 * out.num_masked  # each masked row once forward, once recomputed; no other row

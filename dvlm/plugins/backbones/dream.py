@@ -7,8 +7,8 @@ attention with no causal mask, SwiGLU ``down_proj(silu(gate_proj(h)) * up_proj(h
 prefix.
 
 Dream keeps Qwen's next-token head: the output at position ``i - 1`` predicts token ``i``
-(``logits_shifted``). ``forward`` returns logits already aligned to positions: row ``i`` is the
-head applied to the hidden state at ``i - 1`` (row 0 reuses its own, as the reference does). A
+(``logits_shifted``). ``hidden_states`` returns hidden states already aligned to positions, and ``forward``
+their logits: row ``i`` is the hidden state at ``i - 1`` (row 0 reuses its own, as the reference does). A
 cached window starting at ``s > 0`` takes its first row from the hidden state at ``s - 1`` kept
 by the cache from the forward that wrote it.
 
@@ -87,7 +87,7 @@ class DreamLayer(nn.Module):
 
 
 class Dream(nn.Module):
-    """Dream backbone: ids or embeddings ``[B, T(, D)]`` -> position-aligned logits ``[B, T, V]``."""
+    """Dream backbone: ids or embeddings ``[B, T(, D)]`` -> aligned hidden states, and logits of the rows asked for."""
 
     logits_shifted = True
 
@@ -135,6 +135,41 @@ class Dream(nn.Module):
             dtype=self.dtype, device=self.device, hidden_size=p.hidden_size,
         )
 
+    def hidden_states(
+        self,
+        input_ids: torch.Tensor | None = None,
+        *,
+        inputs_embeds: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        cache_start: int = 0,
+        attend_end: int | None = None,
+        rows: slice | None = None,
+    ) -> torch.Tensor:
+        """Aligned final hidden states ``[B, T', D]`` of the window ``rows`` (None: all ``T``): row i is the
+        hidden state at i - 1, whose head output predicts token i."""
+        x = embed_inputs(self.embed_tokens, input_ids, inputs_embeds)  # [B, T, D]
+        window = Window.resolve(x, attention_mask, position_ids, cache, cache_start, attend_end)
+        p = self.params
+        cos, sin = rope_cos_sin(window.position_ids, p.hidden_size // p.num_attention_heads, p.rope_theta)
+        for layer, block in enumerate(self.layers):
+            x = block(x, cos, sin, window, layer)
+        h = self.norm(x)  # [B, T, D]
+        if cache is not None:
+            cache.write_hidden(h, cache_start)
+        first, last, _ = (slice(None) if rows is None else rows).indices(h.shape[1])
+        if last <= first:
+            return h[:, :0]  # [B, 0, D]: a prefill that only fills the cache
+        if first > 0:
+            return h[:, first - 1 : last - 1]  # [B, T', D]
+        before = cache.hidden_before(cache_start) if cache is not None and cache_start > 0 else h[:, :1]  # [B, 1, D]
+        return torch.cat([before, h[:, : last - 1]], dim=1)  # [B, T', D], row i predicts token i
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The LM head on gathered (aligned) hidden states: ``[..., D] -> [..., V]``."""
+        return self.lm_head(hidden)
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -145,19 +180,12 @@ class Dream(nn.Module):
         cache: KVCache | None = None,
         cache_start: int = 0,
         attend_end: int | None = None,
+        rows: slice | None = None,
     ) -> torch.Tensor:
-        """Aligned logits ``[B, T, V]``; see ``dvlm.core.interfaces.Backbone`` for the arguments."""
-        x = embed_inputs(self.embed_tokens, input_ids, inputs_embeds)  # [B, T, D]
-        window = Window.resolve(x, attention_mask, position_ids, cache, cache_start, attend_end)
-        p = self.params
-        cos, sin = rope_cos_sin(window.position_ids, p.hidden_size // p.num_attention_heads, p.rope_theta)
-        for layer, block in enumerate(self.layers):
-            x = block(x, cos, sin, window, layer)
-        h = self.norm(x)  # [B, T, D]
-        if cache is not None:
-            cache.write_hidden(h, cache_start)
-        first = cache.hidden_before(cache_start) if cache is not None and cache_start > 0 else h[:, :1]  # [B, 1, D]
-        return self.lm_head(torch.cat([first, h[:, :-1]], dim=1))  # [B, T, V], row i predicts token i
+        """Aligned logits ``[B, T', V]`` of the window ``rows`` (None: all); see ``dvlm.core.interfaces.Backbone``."""
+        return self.head(self.hidden_states(
+            input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
+            cache=cache, cache_start=cache_start, attend_end=attend_end, rows=rows))  # [B, T', V]
 
 
 def build_dream(params: DreamParams) -> Dream:

@@ -63,7 +63,7 @@ class LladaBlock(nn.Module):
 
 
 class Llada(nn.Module):
-    """LLaDA backbone: ids or embeddings ``[B, T(, D)]`` -> logits ``[B, T, V]`` (already aligned)."""
+    """LLaDA backbone: ids or embeddings ``[B, T(, D)]`` -> hidden states, and logits of the rows asked for."""
 
     logits_shifted = False
 
@@ -110,6 +110,30 @@ class Llada(nn.Module):
             p.n_layers, batch_size, max_length, p.n_kv_heads, p.d_model // p.n_heads, dtype=self.dtype, device=self.device
         )
 
+    def hidden_states(
+        self,
+        input_ids: torch.Tensor | None = None,
+        *,
+        inputs_embeds: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        cache_start: int = 0,
+        attend_end: int | None = None,
+        rows: slice | None = None,
+    ) -> torch.Tensor:
+        """Final hidden states ``[B, T', D]`` of the window ``rows`` (None: all ``T``); row i predicts token i."""
+        x = embed_inputs(self.wte, input_ids, inputs_embeds)  # [B, T, D]
+        window = Window.resolve(x, attention_mask, position_ids, cache, cache_start, attend_end)
+        cos, sin = rope_cos_sin(window.position_ids, self.params.d_model // self.params.n_heads, self.params.rope_theta)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, cos, sin, window, layer)
+        return self.ln_f(x if rows is None else x[:, rows])  # [B, T', D]: the norm only on the rows asked for
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The LM head on gathered hidden states: ``[..., D] -> [..., V]``."""
+        return self.lm_head(hidden)
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -120,14 +144,12 @@ class Llada(nn.Module):
         cache: KVCache | None = None,
         cache_start: int = 0,
         attend_end: int | None = None,
+        rows: slice | None = None,
     ) -> torch.Tensor:
-        """Logits ``[B, T, V]``; see ``dvlm.core.interfaces.Backbone`` for the arguments."""
-        x = embed_inputs(self.wte, input_ids, inputs_embeds)  # [B, T, D]
-        window = Window.resolve(x, attention_mask, position_ids, cache, cache_start, attend_end)
-        cos, sin = rope_cos_sin(window.position_ids, self.params.d_model // self.params.n_heads, self.params.rope_theta)
-        for layer, block in enumerate(self.blocks):
-            x = block(x, cos, sin, window, layer)
-        return self.lm_head(self.ln_f(x))  # [B, T, V]
+        """Logits ``[B, T', V]`` of the window ``rows`` (None: all); see ``dvlm.core.interfaces.Backbone``."""
+        return self.head(self.hidden_states(
+            input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
+            cache=cache, cache_start=cache_start, attend_end=attend_end, rows=rows))  # [B, T', V]
 
 
 def build_llada(params: LladaParams) -> Llada:

@@ -1,9 +1,10 @@
 """Cache policies: what a sampler caches, and which window each step runs.
 
-A policy answers one question per step: "logits for (at least) the current block, please", as
+A policy answers one question per step: "logits for the current block, please", as
 ``logits(canvas, block_start, block_end, refresh) -> (logits [B, W, V], offset)`` where row i of the
 logits is absolute position ``offset + i``; ``refresh`` is True on the first forward of a block. ``start``
-runs once before the first step.
+runs once before the first step. The built-in policies ask the backbone for the block's rows only (the LM head
+never runs on the prompt or on other blocks), so every step of a block returns logits of one static shape.
 
 - ``none``: the whole sequence every step (the references' behaviour; exact).
 - ``prefix``: LaViDa's Prefix-DLM. The prompt's K/V are computed once, by a forward over the prompt alone
@@ -31,7 +32,7 @@ class NoCache:
         pass
 
     def logits(self, canvas, block_start: int, block_end: int, refresh: bool):
-        return canvas.forward(0, canvas.length), 0
+        return canvas.forward(0, canvas.length, rows=(block_start, block_end)), block_start
 
 
 class PrefixCache:
@@ -43,11 +44,13 @@ class PrefixCache:
 
     def start(self, canvas) -> None:
         self.cache = canvas.new_cache()
-        canvas.forward(0, canvas.prompt_length, cache=self.cache, attend_end=canvas.prompt_length)
+        p = canvas.prompt_length
+        canvas.forward(0, p, cache=self.cache, attend_end=p, rows=(p, p))  # K/V (and hidden states) only, no logits
 
     def logits(self, canvas, block_start: int, block_end: int, refresh: bool):
-        p = canvas.prompt_length
-        return canvas.forward(p, canvas.length, cache=self.cache, attend_end=canvas.length), p
+        rows = (block_start, block_end)
+        return canvas.forward(canvas.prompt_length, canvas.length, cache=self.cache, attend_end=canvas.length,
+                              rows=rows), block_start
 
 
 class FastDllmPrefixCache:
@@ -61,9 +64,10 @@ class FastDllmPrefixCache:
         self.cache = canvas.new_cache()
 
     def logits(self, canvas, block_start: int, block_end: int, refresh: bool):
-        if refresh:
-            return canvas.forward(0, canvas.length, cache=self.cache, attend_end=canvas.length), 0
-        return canvas.forward(block_start, canvas.length, cache=self.cache, attend_end=canvas.length), block_start
+        rows = (block_start, block_end)
+        window_start = 0 if refresh else block_start
+        return canvas.forward(window_start, canvas.length, cache=self.cache, attend_end=canvas.length,
+                              rows=rows), block_start
 
 
 class DualCache:
@@ -77,6 +81,7 @@ class DualCache:
         self.cache = canvas.new_cache()
 
     def logits(self, canvas, block_start: int, block_end: int, refresh: bool):
+        rows = (block_start, block_end)
         if refresh:
-            return canvas.forward(0, canvas.length, cache=self.cache, attend_end=canvas.length), 0
+            return canvas.forward(0, canvas.length, cache=self.cache, attend_end=canvas.length, rows=rows), block_start
         return canvas.forward(block_start, block_end, cache=self.cache, attend_end=canvas.length), block_start

@@ -20,9 +20,20 @@ from dvlm.core.errors import SamplerError
 from dvlm.core.rope import padded_positions
 
 
+COMPILE_OPTIONS: dict = {}
+"""Keyword arguments of ``torch.compile`` under ``compile: true`` (default: inductor)."""
+
+
+def compiled(fn):
+    """``fn`` under ``torch.compile`` (``compile: true``)."""
+    return torch.compile(fn, **COMPILE_OPTIONS)
+
+
 class Canvas:
-    def __init__(self, backbone, prompt, gen_length: int, *, cfg_scale: float = 0.0) -> None:
+    def __init__(self, backbone, prompt, gen_length: int, *, cfg_scale: float = 0.0, compile: bool = False) -> None:
         self.backbone = backbone
+        self.run_backbone = compiled(backbone) if compile else backbone
+        """What ``forward`` calls: the backbone, or its ``torch.compile`` (``compile: true``)."""
         self.tokens = backbone.special_tokens
         ids, embeds, padding = _prompt(prompt, self.tokens.pad_id)
         self.batch_size, self.prompt_length = ids.shape
@@ -67,8 +78,11 @@ class Canvas:
     def new_cache(self):
         return self.backbone.new_cache(self.rows, self.length)
 
-    def forward(self, start: int, end: int, *, cache=None, attend_end: int | None = None) -> torch.Tensor:
-        """Logits ``[B, end - start, V]`` for the window ``[start, end)`` (CFG already combined)."""
+    def forward(self, start: int, end: int, *, cache=None, attend_end: int | None = None,
+                rows: tuple[int, int] | None = None) -> torch.Tensor:
+        """Logits ``[B, R, V]`` of the absolute positions ``rows = (first, last)`` (default: the whole window)
+        of the window ``[start, end)`` (CFG already combined); the head runs on those rows only, and on none for
+        ``first == last`` (a prefill that only fills the cache)."""
         ids = self.x[:, start:end]  # [B, W]
         in_prompt = max(0, min(end, self.prompt_length) - start)  # prompt rows inside the window
         embeds = None
@@ -85,7 +99,7 @@ class Canvas:
             ids = torch.cat([ids, uncond])  # [2B, W]
             padding = None if padding is None else torch.cat([padding, padding])
             positions = None if positions is None else torch.cat([positions, positions])
-        logits = self.backbone(
+        logits = self.run_backbone(
             None if embeds is not None else ids,
             inputs_embeds=embeds,
             attention_mask=padding,
@@ -93,10 +107,11 @@ class Canvas:
             cache=cache,
             cache_start=start,
             attend_end=attend_end,
+            rows=None if rows is None else slice(rows[0] - start, rows[1] - start),
         )
         self.nfe += 2 if self.cfg_scale > 0 else 1
         self.kv_rows_recomputed += self.rows * (end - start)
-        self.nan_logits |= logits.isnan().any()
+        self.nan_logits |= logits.sum().isnan()  # one pass over the logits (isnan().any() takes two)
         if self.cfg_scale > 0:
             cond, uncond_logits = logits.chunk(2)
             logits = uncond_logits + (self.cfg_scale + 1) * (cond - uncond_logits)

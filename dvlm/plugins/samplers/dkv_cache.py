@@ -36,7 +36,8 @@ class DelayedCache:
         periodic = self.refresh_interval is not None and (self.step - 1) % self.refresh_interval == 0
         if self.cached_tokens is None or periodic:
             self.cached_tokens = canvas.x.clone()
-            return canvas.forward(0, canvas.length, cache=self.cache, attend_end=canvas.length), 0
+            return canvas.forward(0, canvas.length, cache=self.cache, attend_end=canvas.length,
+                                  rows=(block_start, block_end)), block_start
         stale = (canvas.x != self.cached_tokens) | (canvas.x == canvas.tokens.mask_id)  # [B, N]
         stale[:, : canvas.prompt_length] = False
         rows = stale_rows(canvas, stale)  # [B, R]

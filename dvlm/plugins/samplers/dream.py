@@ -113,7 +113,7 @@ class DreamSampler:
         return commit_rule(p, GumbelTopK(p.alg_temp, generator) if p.alg_temp else FixedCount())
 
     def run(self, backbone, prompt, generator: torch.Generator | None = None):
-        """Yields a ``StepEvent`` per step; returns the finished ``Canvas``."""
+        """Yields a step per step (a ``PendingStep``, see ``loop.py``); returns the finished ``Canvas``."""
         p = self.params
 
         def propose(logits, candidates, banned, generator):
@@ -129,12 +129,15 @@ def first_token_from_prefill(canvas, policy) -> None:
     """LaViDa-Dream with the exact prefix cache: answer token 0 := argmax of the prefill's prediction for it,
     if it is masked, never re-masked.
 
-    The prediction for position P is the head applied to the prefill's last hidden state; a one-token
-    window at P reads exactly that (the cache keeps the prefill's hidden state at P - 1).
+    For a shifted head (Dream) that prediction is the head on the prefill's last hidden state, which the cache
+    keeps: no forward (LaViDa's count). An unshifted backbone predicts position P only from a forward over it.
     """
     if policy.name != "prefix":
         return
     p = canvas.prompt_length
-    logits = canvas.forward(p, p + 1, cache=policy.cache, attend_end=p + 1)  # [B, 1, V]
+    if canvas.backbone.logits_shifted:
+        logits = canvas.backbone.head(policy.cache.hidden_before(p))  # [B, 1, V]: row P - 1 predicts token P
+    else:
+        logits = canvas.forward(p, p + 1, cache=policy.cache, attend_end=p + 1)  # [B, 1, V]
     first = logits[:, 0].argmax(-1, keepdim=True)  # [B, 1]
     canvas.commit(p, canvas.masked(p, p + 1), first)

@@ -37,7 +37,8 @@ class DriftRefreshCache:
         if self.drifted or refresh:
             self.drifted = False
             self.cached_tokens = canvas.x.clone()
-            return canvas.forward(0, canvas.length, cache=self.cache, attend_end=canvas.length), 0
+            return canvas.forward(0, canvas.length, cache=self.cache, attend_end=canvas.length,
+                                  rows=(block_start, block_end)), block_start
         masked = canvas.x == canvas.tokens.mask_id  # [B, N]
         stale = (canvas.x != self.cached_tokens) | masked
         stale[:, : canvas.prompt_length] = False

@@ -49,7 +49,7 @@ class FixedCountSampler:
         self.rule = commit_rule(params, FixedCount())
 
     def run(self, backbone, prompt, generator: torch.Generator | None = None):
-        """Yields a ``StepEvent`` per step; returns the finished ``Canvas``."""
+        """Yields a step per step (a ``PendingStep``, see ``loop.py``); returns the finished ``Canvas``."""
         p = self.params
 
         def propose(logits, candidates, banned, generator):

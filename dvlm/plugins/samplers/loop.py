@@ -13,9 +13,13 @@ Read top to bottom, a generation is::
             write them; yield a StepEvent
     early stop turns everything after a row's end token into padding
 
-Host syncs: none per step while the plan alone says when a block is done (the rule declares
-``plan_exact``: it commits exactly the planned count, as the fixed-count rule does); otherwise one per
-step, to stop when the block has no candidates left, and steps continue past the plan until it is filled.
+Host syncs: none inside a step. The step (``sample_step``: proposals on every position of the block, the commit
+rule, the tokens to write) has static shapes within a block and never asks the host anything, so it compiles
+with ``fullgraph=True`` (``compile: true`` runs it, and the backbone, under ``torch.compile``). Around the
+steps the loop reads the device once per block (the schedule's plan from the block's mask count) and, only
+where the number of steps depends on the tokens, one flag per step: a rule that is not ``plan_exact`` (the
+parallel rules: is the block filled?) and early stop (is every row finished? LLaDA-V then stops, saving the
+remaining forwards). Step events are built only when someone listens (``PendingStep``).
 
 Shapes: B batch, W block (window) length, V vocabulary, n planned steps.
 """
@@ -28,8 +32,8 @@ from typing import Callable, Iterator
 import torch
 
 from dvlm.core.input_checks import check_ids
-from dvlm.plugins.samplers.canvas import Canvas, StopTracker, resolve_tokens
-from dvlm.plugins.samplers.steps import build, step_event
+from dvlm.plugins.samplers.canvas import Canvas, StopTracker, compiled, resolve_tokens
+from dvlm.plugins.samplers.steps import PendingStep, build
 
 Proposer = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 """``(logits [B, W, V], candidates [B, W], banned [k] ids, generator) -> (x0 [B, W], confidence [B, W])``."""
@@ -56,9 +60,21 @@ def commit_rule(params, default):
     return default if params.commit_rule is None else build("commit_rules", params.commit_rule)
 
 
+def sample_step(parts: Parts, banned: torch.Tensor, generator: torch.Generator | None):
+    """The sampling half of a step: ``(logits [B, W, V], candidates [B, W], count [B] | None) -> (commit [B, W],
+    x0 [B, W], confidence [B, W])``. Static shapes, no host sync (a test compiles it with ``fullgraph=True``)."""
+
+    def step(logits: torch.Tensor, candidates: torch.Tensor, count: torch.Tensor | None):
+        x0, confidence = parts.propose(logits, candidates, banned, generator)
+        return parts.rule(confidence, candidates, count), x0, confidence
+
+    return step
+
+
 def denoise(backbone, prompt, params, parts: Parts, generator: torch.Generator | None = None):
-    """Yields a ``StepEvent`` per step; returns the finished ``Canvas``."""
-    canvas = Canvas(backbone, prompt, params.gen_length, cfg_scale=parts.cfg_scale)
+    """Yields a ``PendingStep`` per step (its ``resolve()`` is the ``StepEvent``); returns the finished ``Canvas``."""
+    compile_step = getattr(params, "compile", False)
+    canvas = Canvas(backbone, prompt, params.gen_length, cfg_scale=parts.cfg_scale, compile=compile_step)
     banned = torch.tensor(resolve_tokens(params.suppress_tokens, canvas.tokens), dtype=torch.long, device=canvas.device)
     check_ids(banned, backbone.vocab_size, "suppress_tokens")
     stopper = StopTracker(canvas, params.early_stop)
@@ -68,40 +84,46 @@ def denoise(backbone, prompt, params, parts: Parts, generator: torch.Generator |
         parts.prepare(canvas, policy)
         stopper.update()
     plan_exact = getattr(parts.rule, "plan_exact", False)
+    step_fn = sample_step(parts, banned, generator)
+    if compile_step:
+        step_fn = compiled(step_fn)
     step = 0
     for block, (first, last) in enumerate(parts.blocks):
+        if stopper.all_done():  # one flag per block: a later block starting after every row's stop is skipped
+            return stopper.finish()
         start, end = canvas.prompt_length + first, canvas.prompt_length + last
-        plan = parts.plan(canvas.masked(start, end).sum(-1))  # [B, n] or None
+        plan = parts.plan(canvas.masked(start, end).sum(-1))  # [B, n] on the CPU, or None
         refresh = True  # the block's first forward (Fast-dLLM caches refresh there)
-        for count in step_counts(plan, plan_exact, lambda: stopper.candidates(start, end)):
-            if stopper.all_done():
-                return stopper.finish()
+        for count in step_counts(plan, plan_exact, canvas.device, lambda: stopper.candidates(start, end)):
             logits, offset = policy.logits(canvas, start, end, refresh)
             refresh = False
             candidates = stopper.candidates(start, end)  # [B, W]
-            x0, confidence = parts.propose(logits[:, start - offset : end - offset], candidates, banned, generator)
-            commit = parts.rule(confidence, candidates, None if count is None else count.to(canvas.device))
+            commit, x0, confidence = step_fn(logits[:, start - offset : end - offset], candidates, count)
             canvas.commit(start, commit, x0)
             stopper.update()
-            yield step_event(canvas, step, block, start, commit, confidence)
+            yield PendingStep(canvas, step, block, start, commit, confidence)
             step += 1
+            if stopper.enabled and stopper.all_done():  # early stop: one flag per step, only when enabled
+                return stopper.finish()
     return stopper.finish()
 
 
-def step_counts(plan: torch.Tensor | None, plan_exact: bool,
+def step_counts(plan: torch.Tensor | None, plan_exact: bool, device: torch.device,
                 candidates: Callable[[], torch.Tensor]) -> Iterator[torch.Tensor | None]:
-    """The ``count`` of each step of a block.
+    """The ``count [B]`` (on ``device``) of each step of a block.
 
-    The plan's columns first, skipping steps that would commit nothing (no forward). Unless the rule is
-    ``plan_exact``, a step runs only while the block has candidates, and after the plan more steps follow
-    until it has none, each with ``count`` = the candidates left (None when there is no plan)."""
+    The plan's columns first (copied to the device once per block), skipping steps that would commit nothing
+    (no forward; known on the host from the CPU plan). Unless the rule is ``plan_exact``, a step runs only
+    while the block has candidates (one flag per step), and after the plan more steps follow until it has none,
+    each with ``count`` = the candidates left (None when there is no plan)."""
     if plan is not None:
-        for count in plan.unbind(1):  # [B]
-            if not bool(count.any()):
+        columns = plan.to(device)  # [B, n]
+        for index, commits in enumerate(plan.any(0).tolist()):  # CPU: no device sync
+            if not commits:
                 continue
             if not plan_exact and not bool(candidates().any()):
                 return
-            yield count
+            yield columns[:, index]
         if plan_exact:
             return
     while True:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from dvlm.core.specs import ComponentParams, Family
+from dvlm.core.specs import ComponentParams, Family, non_semantic
 
 # -- parts ---------------------------------------------------------------------------------------------
 
@@ -159,6 +159,9 @@ class _Decoding(ComponentParams):
     early_stop: bool = False
     """Stop a row once an end token (eot or eos) is committed and every position before it is filled; later
     positions become padding (LLaDA-V's stopping criteria)."""
+    compile: bool = non_semantic(False)
+    """Run each step (the backbone forward and the sampling) under ``torch.compile``: the same tokens, faster
+    once compiled (the first steps pay the compilation). Left out of the spec hash."""
     commit_rule: Optional[Family["commit_rules"]] = None
     """Which proposals a step commits; None = the sampler's own (fixed_count and dream: the schedule's count
     of the most confident; parallel: its threshold or factor). Any registered rule, a third party's too: it

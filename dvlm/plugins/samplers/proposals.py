@@ -8,13 +8,18 @@ Two reference conventions, one function each:
   that softmax, and the confidence taken from the same tempered, filtered probabilities.
 
 Shapes: B batch, W window positions, V vocabulary. Everything is computed on the positions the sampler
-passes in (the current block), never on the whole sequence, and in float32 except the Gumbel draw.
+passes in (the current block), never on the whole sequence, and in float32 except the Gumbel draw; every
+position of the block is computed (static shapes, no host sync), then non-candidates are dropped.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+
+PROPOSAL_CHUNK_ROWS = 64
+"""Rows proposed at once (64 x 126,464 fp32 = 32 MiB of probabilities)."""
 
 
 def suppress(logits: torch.Tensor, token_ids: torch.Tensor | None) -> torch.Tensor:
@@ -52,15 +57,19 @@ def gumbel_argmax(logits: torch.Tensor, temperature: float, generator: torch.Gen
 
 
 def _on_candidates(logits: torch.Tensor, candidates: torch.Tensor, propose) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``propose(rows [M, V]) -> (x0 [M], confidence [M])`` on the candidate positions only and scatter
-    back: ``x0 [B, W]`` (0 elsewhere) and ``confidence [B, W]`` (-inf elsewhere). Softmax over a 126k
-    vocabulary is the sampler's main cost, and a block is mostly committed positions late in its steps."""
-    where = candidates.nonzero(as_tuple=True)  # (b, w) of the M candidates
-    x0 = torch.zeros(candidates.shape, dtype=torch.long, device=logits.device)
-    confidence = torch.full(candidates.shape, float("-inf"), device=logits.device)
-    if where[0].numel():
-        x0[where], confidence[where] = propose(logits[where].float())  # [M, V] -> [M], [M]
-    return x0, confidence
+    """Run ``propose(rows [B*W, V]) -> (x0 [B*W], confidence [B*W])`` on every position of the block and keep
+    the candidates: ``x0 [B, W]`` (0 elsewhere) and ``confidence [B, W]`` (-inf elsewhere).
+
+    Every row, not only the candidates: the shapes stay static within a block and nothing asks the host which
+    positions are candidates (no ``nonzero``), so a step runs without a host sync and compiles. The rows are
+    few (one block) and their logits were computed anyway."""
+    batch, width, vocab = logits.shape
+    rows = logits.reshape(batch * width, vocab)  # [B*W, V]
+    # PROPOSAL_CHUNK_ROWS rows at a time: the softmax's [rows, V] copy stays small next to the block's logits
+    pieces = [propose(chunk.float()) for chunk in rows.split(PROPOSAL_CHUNK_ROWS)]  # [C, V] -> [C], [C]
+    x0, confidence = (torch.cat(parts) for parts in zip(*pieces))  # [B*W], [B*W]
+    x0 = torch.where(candidates, x0.view(batch, width), 0)  # [B, W]
+    return x0, confidence.view(batch, width).masked_fill(~candidates, float("-inf"))  # [B, W]
 
 
 def propose_llada(

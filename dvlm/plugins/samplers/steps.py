@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from dvlm.core.errors import SamplerError
@@ -38,3 +40,20 @@ def step_event(canvas, step: int, block: int, start: int, commit: torch.Tensor, 
     scores[:, offset : offset + commit.shape[1]] = torch.where(commit, confidence.float(), float("nan"))
     return StepEvent(step=step, block=block, nfe=canvas.nfe, committed=committed, confidence=scores,
                      tokens=canvas.answer.clone(), kv_rows=canvas.kv_rows_recomputed)
+
+
+@dataclass
+class PendingStep:
+    """A step as the loop yields it: ``resolve()`` builds its ``StepEvent``, which costs allocations and a copy
+    of the answer, so ``run_sampler`` calls it only when someone listens (``on_step``, ``trace``). Valid until
+    the loop resumes (the tokens are read then)."""
+
+    canvas: object
+    step: int
+    block: int
+    start: int
+    commit: torch.Tensor
+    confidence: torch.Tensor
+
+    def resolve(self) -> StepEvent:
+        return step_event(self.canvas, self.step, self.block, self.start, self.commit, self.confidence)

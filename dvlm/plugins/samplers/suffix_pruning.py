@@ -22,11 +22,12 @@ class SuffixPruningCache:
 
     def start(self, canvas) -> None:
         self.cache = canvas.new_cache()
-        canvas.forward(0, canvas.prompt_length, cache=self.cache, attend_end=canvas.prompt_length)
+        p = canvas.prompt_length
+        canvas.forward(0, p, cache=self.cache, attend_end=p, rows=(p, p))  # fills the cache, no logits
         fixed = (canvas.answer != canvas.tokens.mask_id).any(0).nonzero()  # draft tokens (one sync, here only)
         self.fixed_end = canvas.prompt_length + (int(fixed.max()) + 1 if fixed.numel() else 0)
 
     def logits(self, canvas, block_start: int, block_end: int, refresh: bool):
         p = canvas.prompt_length
         end = min(canvas.length, max(block_end + self.keep, self.fixed_end))
-        return canvas.forward(p, end, cache=self.cache, attend_end=end), p
+        return canvas.forward(p, end, cache=self.cache, attend_end=end, rows=(block_start, block_end)), block_start

@@ -1,7 +1,8 @@
 """``toy_mdm``: a deliberately small bidirectional mask predictor, to show a model family added from outside dvlm.
 
-It honours dvlm's ``Backbone`` contract (``dvlm.core.interfaces``): ids or embeddings in, position-aligned logits
-``[B, T, V]`` out, bidirectional attention unless a key-padding mask says otherwise, special tokens declared.
+It honours dvlm's ``Backbone`` contract (``dvlm.core.interfaces``): ids or embeddings in, position-aligned hidden
+states ``[B, T, D]`` out (``hidden_states``), the LM head ``head`` on any gathered rows, and ``forward`` giving the
+logits of the window rows asked for (``rows``), bidirectional attention unless a key-padding mask says otherwise, special tokens declared.
 It has no KV cache (samplers run it with ``cache: none``).
 
 Shapes: B batch, T tokens, D width, H heads, Dh = D / H.
@@ -60,8 +61,8 @@ class ToyBackbone(nn.Module):
     def new_cache(self, batch_size: int, max_length: int):
         raise DvlmError("the toy_mdm backbone has no KV cache; use a sampler with cache: none")
 
-    def forward(self, input_ids=None, *, inputs_embeds=None, attention_mask=None, position_ids=None, cache=None,
-                cache_start=0, attend_end=None) -> torch.Tensor:
+    def hidden_states(self, input_ids=None, *, inputs_embeds=None, attention_mask=None, position_ids=None,
+                      cache=None, cache_start=0, attend_end=None, rows: slice | None = None) -> torch.Tensor:
         if cache is not None:
             self.new_cache(0, 0)
         x = embed_inputs(self.embed_tokens, input_ids, inputs_embeds)  # [B, T, D]
@@ -69,4 +70,7 @@ class ToyBackbone(nn.Module):
         x = x + self.position(window.position_ids.clamp(max=self.params.max_length - 1))
         for block in self.blocks:
             x = block(x, window.mask)
-        return self.head(self.norm(x))  # [B, T, V]
+        return self.norm(x if rows is None else x[:, rows])  # [B, T', D]
+
+    def forward(self, input_ids=None, *, rows: slice | None = None, **window) -> torch.Tensor:
+        return self.head(self.hidden_states(input_ids, rows=rows, **window))  # [B, T', V]
