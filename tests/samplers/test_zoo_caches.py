@@ -41,7 +41,7 @@ def test_dkv_recomputes_masks_and_last_steps_tokens_once(llada):
     with torch.inference_mode():
         policy.start(canvas)
         logits, offset = policy.logits(canvas, 5, 13, True)
-        assert offset == 0 and canvas.kv_rows_recomputed == 2 * 13
+        assert offset == 5 and logits.shape[:2] == (2, 8) and canvas.kv_rows_recomputed == 2 * 13  # block rows only
         canvas.x[:, 6] = 3
         logits, offset = policy.logits(canvas, 5, 13, False)
         assert offset == 5 and logits.shape[:2] == (2, 8) and canvas.kv_rows_recomputed == 2 * 13 + 2 * 8
@@ -81,7 +81,7 @@ def test_drift_refresh_opens_each_block_with_a_full_forward(llada):
         for start, refresh in [(5, True), (5, False), (9, True)]:
             before = canvas.kv_rows_recomputed
             _, offset = policy.logits(canvas, start, start + 4, refresh)
-            assert (canvas.kv_rows_recomputed - before == 2 * 13) == refresh and offset == (0 if refresh else start)
+            assert (canvas.kv_rows_recomputed - before == 2 * 13) == refresh and offset == start
             canvas.x[:, start] = 3
 
 
@@ -94,13 +94,13 @@ def test_suffix_pruning_keeps_the_window_and_the_draft(llada):
         policy.start(canvas)
         assert canvas.kv_rows_recomputed == 2 * 5
         logits, offset = policy.logits(canvas, 5, 7, True)
-    assert offset == 5 and logits.shape[1] == 4 and canvas.kv_rows_recomputed == 2 * 5 + 2 * 4
+    assert offset == 5 and logits.shape[1] == 2 and canvas.kv_rows_recomputed == 2 * 5 + 2 * 4  # the block's rows
     draft = torch.tensor([MASK] * 6 + [9])
     canvas = Canvas(llada, PromptBatch(prompts(2, 5, 0), draft=draft), 8)
     with torch.inference_mode():
         policy.start(canvas)
         logits, offset = policy.logits(canvas, 5, 7, True)
-    assert logits.shape[1] == 7
+    assert logits.shape[1] == 2 and canvas.kv_rows_recomputed == 2 * 5 + 2 * 7  # the forward still runs [5, 12)
 
 
 def test_suffix_pruning_with_a_long_window_is_the_prefix_cache(llada):
