@@ -29,7 +29,7 @@ import torch
 import dvlm
 from dvlm.bench.provenance import provenance
 from dvlm.core.tiny_tokenizer import save_tiny_tokenizer_for
-from dvlm.core.vlm_checkpoint import save_multimodal
+from dvlm.core.checkpoint import save_pretrained
 from dvlm.eval import TASKS_DIR
 
 MODEL = {
@@ -78,7 +78,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         tokenizer = save_tiny_tokenizer_for(root / "tokenizer", dvlm.build(MODEL).backbone.params)
-        checkpoint = save_multimodal(dvlm.build({**MODEL, "tokenizer": str(tokenizer)}), root / "model")
+        checkpoint = save_pretrained(dvlm.build({**MODEL, "tokenizer": str(tokenizer)}), root / "model")
         load_before = os.getloadavg()
         runs = {
             "1proc_batch1": run_cli(checkpoint, root / "a", [sys.executable], 1, args.limit),

@@ -92,7 +92,10 @@ def _params_model(family: str, node: Any, where: str):
 
 
 def apply_override(data: dict, key: str, value: Any, source: str) -> None:
-    """Set ``data[k1][k2]... = value`` after checking each key against the params model at that level."""
+    """Set ``data[k1][k2]... = value`` after checking each key against the params model at that level.
+
+    Setting a component's ``kind`` (``commit_rule.kind=threshold``) replaces the component with that kind's
+    defaults (the old kind's fields would not validate), and names one the spec left unset."""
     path = key.split(".")
     node, model, what = data, _params_model("samplers", data, source), f"sampler kind '{data.get('kind')}'"
     for depth, name in enumerate(path):
@@ -109,9 +112,13 @@ def apply_override(data: dict, key: str, value: Any, source: str) -> None:
         family = _family_of(fields[name])
         if family is None:
             raise SpecError(f"--set {key}: '{name}' is a plain value, it has no sub-fields")
+        if path[depth + 1:] == ["kind"]:
+            node[name] = {"kind": value}
+            _params_model(family, node[name], f"--set {key}")  # an unknown kind is named here
+            return
         child = node.get(name)
         if isinstance(child, str) or child is None:
-            child = {"kind": child} if isinstance(child, str) else child
+            child = {"kind": child} if isinstance(child, str) else {}
             node[name] = child
         model = _params_model(family, child, f"--set {key}")
         node, what = child, f"{name} kind '{child.get('kind')}'"

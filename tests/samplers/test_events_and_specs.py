@@ -102,7 +102,17 @@ def test_spec_sources_and_overrides(tmp_path, llada):
     assert resolve_sampler(params, {"steps": 8}).steps == 8
 
 
+def test_setting_a_components_kind_starts_from_that_kinds_defaults():
+    """The README's line: a preset without a commit rule gets one; switching kind drops the old kind's fields."""
+    params = resolve_sampler("lavida-coco", ["commit_rule.kind=threshold", "commit_rule.threshold=0.8"])
+    assert params.commit_rule.kind == "threshold" and params.commit_rule.threshold == 0.8
+    assert resolve_sampler("lavida-coco", ["schedule.kind=linear"]).schedule.kind == "linear"  # alpha dropped
+    assert resolve_sampler("fast-dllm", ["commit_rule.kind=fixed_count"]).commit_rule.kind == "fixed_count"
+
+
 @pytest.mark.parametrize("sampler,overrides,message", [
+    ("lavida-coco", ["commit_rule.threshold=0.8"], "--set commit_rule.threshold: no kind given"),
+    ("lavida-coco", ["commit_rule.kind=threshhold"], "threshhold"),
     ("lavda", [], "unknown sampler preset 'lavda'.*Did you mean 'lavida'"),
     ("lavida", ["stepz=4"], "--set stepz: sampler kind 'fixed_count' has no field 'stepz'.*Did you mean 'steps'"),
     ("lavida-coco", ["schedule.alpah=4"], "schedule kind 'shift' has no field 'alpah'.*Did you mean 'alpha'"),
