@@ -20,6 +20,7 @@ def bench_command(
     from rich.console import Console
 
     from dvlm.bench.report import add_speedups, latest_ok, print_summary, write_report
+    from dvlm.bench.results import ResultsStore
     from dvlm.bench.runner import run_matrix
     from dvlm.core.errors import SpecError
     from dvlm.core.specs import load_spec
@@ -36,12 +37,14 @@ def bench_command(
     ran = sum(r["started_at"] >= stamp for r in rows)
     order = {cell.name: i for i, (cell, _) in enumerate(spec.cells(str(matrix)))}
     ok = sorted((r for r in latest_ok(rows) if r["cell"] in order), key=lambda r: order[r["cell"]])
-    failed = [r for r in rows if r["status"] == "failed" and r["cell"] not in {o["cell"] for o in ok}]
+    failed = [r for r in rows if r["status"] == "failed" and r["cell"] in order
+              and r["cell"] not in {o["cell"] for o in ok}]
     add_speedups(ok, spec.baseline)
     print_summary(ok, failed, metric=spec.report.metric)
     # a results folder shared with another matrix (e.g. the decoding zoo reusing the quickstart's trained models)
     # keeps that matrix's report.md: this one's report goes into a subfolder named for it
-    shared = any(r["cell"] not in order for r in rows)
+    owner = ResultsStore(folder).owner()
+    shared = owner != spec.name if owner is not None else any(r["cell"] not in order for r in rows)
     report_folder = Path(folder) / spec.name if shared else Path(folder)
     report_folder.mkdir(parents=True, exist_ok=True)
     report = write_report(ok, failed, report_folder, spec.name, spec.report, wall, ran)

@@ -61,8 +61,13 @@ class ResultsStore:
         self.rows_path = self.folder / "results.jsonl"
         self.meta_path = self.folder / "meta.json"
 
-    def open(self) -> list[dict[str, Any]]:
-        """Create or check the folder; return the complete rows already there (a torn tail is cut)."""
+    def owner(self) -> str | None:
+        """The matrix that made this folder (None: unknown, a folder older than this record)."""
+        return json.loads(self.meta_path.read_text()).get("matrix") if self.meta_path.exists() else None
+
+    def open(self, matrix: str | None = None) -> list[dict[str, Any]]:
+        """Create or check the folder; return the complete rows already there (a torn tail is cut). A new
+        folder's ``meta.json`` records the ``matrix`` that made it (its report stays at the top)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         if self.meta_path.exists():
             meta = json.loads(self.meta_path.read_text())
@@ -73,7 +78,7 @@ class ResultsStore:
                 )
         else:
             tmp = self.meta_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"results_version": RESULTS_VERSION}) + "\n")
+            tmp.write_text(json.dumps({"results_version": RESULTS_VERSION, "matrix": matrix}) + "\n")
             os.replace(tmp, self.meta_path)
         rows, good_bytes = self._read()
         if self.rows_path.exists() and self.rows_path.stat().st_size != good_bytes:

@@ -129,7 +129,7 @@ def run_matrix(matrix: MatrixSpec, out: str | Path, *, source: str = "<matrix>",
     workers = workers or matrix.workers
     cells = matrix.cells(source)
     store = ResultsStore(out)
-    store.open()
+    store.open(matrix.name)
     done = {row["spec_hash"] for row in store.rows() if row["status"] == "ok"}
     todo = [(cell, run, spec_hash(run)) for cell, run in cells if spec_hash(run) not in done]
     prov = provenance()

@@ -183,3 +183,8 @@ def test_a_second_matrix_in_the_same_folder_keeps_the_first_report(tmp_path, bas
     assert (out / "report.md").read_text() == "# the first matrix's report\n"
     assert "decoding=half" not in (out / "report.md").read_text()
     assert "half" in (out / "second" / "report.md").read_text()
+    first = tmp_path / "first.yaml"
+    first.write_text(yaml.safe_dump({**tiny_matrix(matrix.base["train"]["data"]["root"]), "name": "tiny"}))
+    bench_command(first, out=out, progress=False)  # the folder's own matrix again: its report at the top
+    assert "# Benchmark matrix `tiny`" in (out / "report.md").read_text() and not (out / "tiny").exists()
+    assert "decoding=half" not in (out / "report.md").read_text()  # the other matrix's cells stay out of it
