@@ -134,10 +134,12 @@ def planned_model_spec(spec: TrainSpec):
     """The model spec a run of ``spec`` builds: ``model``, with the backbone of ``init_from`` when that is
     a backbone-only checkpoint folder (architecture read by its checkpoint layout, no weights)."""
     from dvlm.core.checkpoint import detect_layout
+    from dvlm.core.hub import resolve_folder
 
     if spec.init_from is not None:
-        _, layout = detect_layout(Path(spec.init_from))
-        stored = layout.read(Path(spec.init_from)).spec
+        folder = resolve_folder(spec.init_from)  # a hub id too, as the run itself accepts
+        _, layout = detect_layout(folder)
+        stored = layout.read(folder).spec
         if spec.model is None:
             return stored
         return spec.model.model_copy(update={"backbone": stored.backbone})

@@ -1,7 +1,7 @@
 """Built-in chat templates: conversation turns -> prompt text with ``<image>`` placeholders.
 
 The text is then tokenised by the model's tokenizer, each ``<image>`` becoming the slot where that
-image's features are spliced (``dvlm.core.prompt``).
+image's features are spliced (``DiffusionVLM.prompt_batch`` in ``dvlm.core.vlm``).
 """
 
 from __future__ import annotations
