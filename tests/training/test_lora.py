@@ -9,8 +9,8 @@ import dvlm
 from dvlm.core.errors import CheckpointError, SpecError
 from dvlm.train import distributed
 from dvlm.train.export import export
-from dvlm.train.lora import merge_lora
 from dvlm.train.loop import Trainer, train
+from dvlm.train.lora import merge_lora
 from tests.training.conftest import shapes_spec, text_spec
 
 LORA = {"rank": 4, "alpha": 8, "parts": ["backbone", "vision"], "vision_target_modules": ["q_proj", "fc1"]}

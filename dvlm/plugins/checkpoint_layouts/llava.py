@@ -31,8 +31,13 @@ from dvlm.core.errors import CheckpointError
 from dvlm.core.interfaces import CheckpointReading
 from dvlm.core.safetensors_io import read_header, shard_files
 from dvlm.core.specs import parse_spec
-from dvlm.plugins.checkpoint_layouts.text import (TextFormat, check_fits, read_backbone, read_tokenizer,
-                                                  write_published_configs)
+from dvlm.plugins.checkpoint_layouts.text import (
+    TextFormat,
+    check_fits,
+    read_backbone,
+    read_tokenizer,
+    write_published_configs,
+)
 
 TOWER = "model.vision_tower.vision_tower."
 PROJECTOR = "model.mm_projector."

@@ -12,8 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from dvlm.core.checkpoint import (check_destination, checkpoint_layouts, dtype_name, write_json, write_tensors,
-                                  write_tokenizer)
+from dvlm.core.checkpoint import (
+    check_destination,
+    checkpoint_layouts,
+    dtype_name,
+    write_json,
+    write_tensors,
+    write_tokenizer,
+)
 from dvlm.core.checkpoint_config import CONFIG, GENERATION_CONFIG, SPEC, ConfigFile, read_optional_json
 from dvlm.core.errors import CheckpointError
 from dvlm.core.interfaces import CheckpointReading
