@@ -58,6 +58,7 @@ def detect_layout(folder: Path) -> tuple[str, CheckpointLayout]:
     """The one registered layout that claims ``folder``; none or two claiming it is an error."""
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: no such checkpoint folder")
+    check_unambiguous(folder)
     layouts = checkpoint_layouts()
     claims = [(kind, layout) for kind, layout in layouts.items() if layout.detect(folder)]
     if len(claims) > 1:
@@ -76,6 +77,35 @@ def detect_layout(folder: Path) -> tuple[str, CheckpointLayout]:
     raise CheckpointError(f"unrecognised checkpoint layout: {found}. Supported layouts:\n{supported}")
 
 
+def check_unambiguous(folder: Path) -> None:
+    """A folder with both ``spec.json`` and ``config.json`` is two checkpoints at once: say so, before the
+    layouts are asked (both the dvlm layout and a published one would claim it)."""
+    if (folder / SPEC).is_file() and (folder / CONFIG).is_file():
+        raise CheckpointError(
+            f"{folder} holds both {SPEC} (a dvlm checkpoint) and {CONFIG} (a published layout), so which "
+            "model it is is ambiguous; move one of them out (dvlm convert writes a dvlm checkpoint to a new folder)"
+        )
+
+
+def check_destination(folder: Path, overwrite: bool = False) -> None:
+    """Refuse to write a checkpoint into a folder that already holds one (writing replaces its weight files),
+    unless ``overwrite``; called before anything is written, so a refusal loses nothing."""
+    folder = Path(folder)
+    if overwrite or not folder.exists():
+        return
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder}: exists and is not a folder; choose a folder path to write the checkpoint")
+    files = [p.name for p in (*sorted(folder.glob("model*.safetensors")), folder / INDEX, folder / CONFIG,
+                              folder / SPEC) if p.is_file()]
+    claims = [kind for kind, layout in checkpoint_layouts().items() if layout.detect(folder)]
+    if files or claims:
+        held = f"a '{claims[0]}' checkpoint" if len(claims) == 1 else "checkpoint files"
+        raise CheckpointError(
+            f"{folder} already holds {held} ({', '.join(files) or 'detected by its layout'}); writing into it would "
+            "replace its weights. Choose a new destination folder, or pass --overwrite (CLI) / overwrite=True (API) "
+            "to replace that checkpoint")
+
+
 # -- loading ------------------------------------------------------------------------------------------
 
 
@@ -91,11 +121,6 @@ def load_pretrained(path: str | Path, *, dtype: str | torch.dtype | None = None,
     from dvlm.core.hub import resolve_folder
 
     folder = resolve_folder(path)
-    if (folder / SPEC).is_file() and (folder / CONFIG).is_file():
-        raise CheckpointError(
-            f"{folder} holds both {SPEC} (a dvlm checkpoint) and {CONFIG} (a published layout), so which "
-            "model it is is ambiguous; move one of them out (dvlm convert writes a dvlm checkpoint to a new folder)"
-        )
     kind, layout = detect_layout(folder)
     reading = layout.read(folder)
     spec = with_dtype(reading.spec, dtype)
@@ -225,12 +250,15 @@ def as_vlm(model: nn.Module) -> nn.Module:
     return assemble(ModelSpec(backbone=model.params), model)
 
 
-def save_pretrained(model: nn.Module, path: str | Path, *, max_shard_bytes: int = 4 << 30) -> Path:
+def save_pretrained(model: nn.Module, path: str | Path, *, max_shard_bytes: int = 4 << 30,
+                    overwrite: bool = False) -> Path:
     """Write ``model`` as a dvlm checkpoint that ``load_pretrained`` reloads exactly: ``model.safetensors``
     (+ index), the tokenizer files, and ``spec.json`` last. The spec records the architecture and the stored
-    dtype: the vision encoder's weights are in ``model.safetensors``, so its spec says ``init: random``."""
+    dtype: the vision encoder's weights are in ``model.safetensors``, so its spec says ``init: random``.
+    A folder already holding a checkpoint is refused unless ``overwrite`` (which replaces it)."""
     model = as_vlm(model)
     folder = Path(path)
+    check_destination(folder, overwrite)
     folder.mkdir(parents=True, exist_ok=True)
     data = model.spec.model_dump(mode="json")
     data["tokenizer"] = None
@@ -242,6 +270,7 @@ def save_pretrained(model: nn.Module, path: str | Path, *, max_shard_bytes: int 
     spec = parse_spec(data, as_type="model")
     write_tensors(model.state_dict(), folder, max_shard_bytes)
     write_tokenizer(model, folder)
+    (folder / CONFIG).unlink(missing_ok=True)  # an overwritten published folder's config would make it ambiguous
     write_json(folder / SPEC, spec.model_dump(mode="json"))
     return folder
 

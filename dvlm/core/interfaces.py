@@ -259,7 +259,9 @@ class CheckpointLayout(Protocol):
     ``detect(folder)``: whether the folder is in this layout (from its ``config.json`` / ``spec.json``); at most
     one registered layout may claim a folder. ``read(folder) -> CheckpointReading``. ``write(model, folder)``:
     the model (a ``DiffusionVLM``) as a folder of this layout: config, tensors under the published key names
-    with the shard index, tokenizer files; ``read`` of the result gives the same model.
+    with the shard index, tokenizer files; ``read`` of the result gives the same model. Before writing anything
+    it refuses (``CheckpointError``) a model it cannot hold and, unless ``overwrite``, a folder that already
+    holds a checkpoint (``dvlm.core.checkpoint.check_destination``).
     """
 
     name: str
@@ -269,4 +271,4 @@ class CheckpointLayout(Protocol):
 
     def read(self, folder: Path) -> CheckpointReading: ...
 
-    def write(self, model: Any, folder: Path, max_shard_bytes: int = 4 << 30) -> None: ...
+    def write(self, model: Any, folder: Path, max_shard_bytes: int = 4 << 30, overwrite: bool = False) -> None: ...

@@ -60,6 +60,8 @@ def train_command(
     export: Annotated[Optional[Path], typer.Option(
         "--export", help="Write the latest checkpoint of out_dir as one dvlm checkpoint in this folder "
                          "(gathers FSDP shards, merges LoRA adapters) and exit.")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="With --export: replace the checkpoint the folder already holds.")] = False,
 ) -> None:
     """Train a model on LLaVA-format data with masked-diffusion (uniform or complementary) masking.
 
@@ -78,7 +80,7 @@ def train_command(
     if export is not None:
         from dvlm.train.export import export as export_checkpoint
 
-        typer.echo(f"exported {export_checkpoint(parsed, export)}")
+        typer.echo(f"exported {export_checkpoint(parsed, export, overwrite=overwrite)}")
         return
     result = train(parsed, resume=resume, stop_after=stop_after, progress=progress)
     if result.checkpoint is not None:

@@ -23,13 +23,15 @@ def latest_checkpoint(spec: TrainSpec) -> Path:
     return found[-1]
 
 
-def export(spec: TrainSpec, out: Path, checkpoint: Path | None = None) -> Path:
-    """Write the weights of ``checkpoint`` (default: the latest of ``spec.out_dir``) as a dvlm checkpoint."""
-    from dvlm.core.checkpoint import save_pretrained
+def export(spec: TrainSpec, out: Path, checkpoint: Path | None = None, overwrite: bool = False) -> Path:
+    """Write the weights of ``checkpoint`` (default: the latest of ``spec.out_dir``) as a dvlm checkpoint;
+    an ``out`` that already holds a checkpoint is refused unless ``overwrite``."""
+    from dvlm.core.checkpoint import check_destination, save_pretrained
     from dvlm.train.lora import apply_lora, merge_lora
     from dvlm.train.model import TrainingModel
     from dvlm.train.setup import build_model
 
+    check_destination(Path(out), overwrite)
     folder = checkpoint or latest_checkpoint(spec)
     processes = distributed.Processes(rank=0, world=1, device=torch.device("cpu"))
     torch.manual_seed(spec.seed)  # a LoRA run's frozen base is the run's seeded random init (or init_from)
@@ -43,5 +45,5 @@ def export(spec: TrainSpec, out: Path, checkpoint: Path | None = None) -> Path:
         checkpointing.load_weights(folder, vlm)
     if spec.lora is not None:
         merge_lora(model)
-    save_pretrained(vlm, out)
+    save_pretrained(vlm, out, overwrite=overwrite)
     return Path(out)

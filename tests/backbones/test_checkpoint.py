@@ -76,8 +76,8 @@ def test_save_then_reload_is_bit_identical(name, dtype, tmp_path):
     assert_same_weights(again, model)
     ids = torch.randint(0, 250, (2, 12), generator=torch.Generator().manual_seed(1))
     assert torch.equal(again(ids), model(ids))
-    # sharded save, over an existing single-file checkpoint: stale files go, the result is the same
-    save_pretrained(model, tmp_path / "a", max_shard_bytes=100_000)
+    # sharded save, overwriting the single-file checkpoint: stale files go, the result is the same
+    save_pretrained(model, tmp_path / "a", max_shard_bytes=100_000, overwrite=True)
     files = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert "model.safetensors" not in files and "model.safetensors.index.json" in files
     assert not [f for f in files if ".tmp" in f]

@@ -6,11 +6,11 @@ import torch
 from safetensors.torch import load_file
 
 import dvlm
-from dvlm.core.errors import SpecError
+from dvlm.core.errors import CheckpointError, SpecError
 from dvlm.train import distributed
 from dvlm.train.export import export
-from dvlm.train.lora import merge_lora
 from dvlm.train.loop import Trainer, train
+from dvlm.train.lora import merge_lora
 from tests.training.conftest import shapes_spec, text_spec
 
 LORA = {"rank": 4, "alpha": 8, "parts": ["backbone", "vision"], "vision_target_modules": ["q_proj", "fc1"]}
@@ -44,6 +44,10 @@ def test_lora_updates_only_adapters_and_projector_and_merges_to_the_same_logits(
     ids = torch.tensor([[5, 6, 7, 250, 250, 9]])
     adapted = logits(trainer, ids)
     exported = dvlm.load_pretrained(export(trainer.spec, tmp_path / "merged"), dtype="float32")
+    before = (tmp_path / "merged" / "model.safetensors").read_bytes()
+    with pytest.raises(CheckpointError, match="--overwrite"):  # an export never replaces a checkpoint unasked
+        export(trainer.spec, tmp_path / "merged")
+    assert (tmp_path / "merged" / "model.safetensors").read_bytes() == before
     assert merge_lora(trainer.model) == 2 * 7 + 1 * 2  # 2 LLaDA blocks x 7 linears, 1 SigLIP layer x 2
     merged = logits(trainer, ids)
     assert not any(".lora_" in k for k in trainer.model.state_dict())

@@ -42,6 +42,7 @@ def dream_config(p: DreamParams) -> dict[str, Any]:
 
 
 DREAM = TextFormat(
+    backbone_kind="dream",
     matches=lambda c: model_type_of(c) == "dream", vocab_size=lambda c: c.require("vocab_size"), params=dream_params,
     config=dream_config, key_in=lambda key: key.removeprefix("model."),
     key_out=lambda name: name if name == "lm_head.weight" else "model." + name, spellings=SPELLINGS,

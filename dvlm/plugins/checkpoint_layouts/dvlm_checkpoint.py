@@ -25,5 +25,5 @@ class DvlmCheckpointLayout:
     def read(self, folder: Path) -> CheckpointReading:
         return read_dvlm_checkpoint(folder)
 
-    def write(self, model: Any, folder: Path, max_shard_bytes: int = 4 << 30) -> None:
-        save_pretrained(model, folder, max_shard_bytes=max_shard_bytes)
+    def write(self, model: Any, folder: Path, max_shard_bytes: int = 4 << 30, overwrite: bool = False) -> None:
+        save_pretrained(model, folder, max_shard_bytes=max_shard_bytes, overwrite=overwrite)

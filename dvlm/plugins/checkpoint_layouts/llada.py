@@ -71,6 +71,7 @@ def olmo_key_out(name: str) -> str:
 
 
 OLMO = TextFormat(
+    backbone_kind="llada",
     matches=lambda c: model_type_of(c) == "llada" and "d_model" in c, vocab_size=olmo_vocab, params=olmo_params,
     config=olmo_config, key_in=olmo_key_in, key_out=olmo_key_out, spellings=SPELLINGS, family_template="llada",
 )
@@ -139,6 +140,7 @@ def llama_key_out(name: str) -> str:
 
 
 LLAMA = TextFormat(
+    backbone_kind="llada",
     matches=lambda c: model_type_of(c) == "llada" and "hidden_size" in c, vocab_size=lambda c: c.require("vocab_size"),
     params=llama_params, config=llama_config, key_in=llama_key_in, key_out=llama_key_out, spellings=SPELLINGS,
     family_template="llada",

@@ -25,13 +25,19 @@ import re
 from pathlib import Path
 from typing import Any
 
-from dvlm.core.checkpoint import dtype_name, write_json, write_tensors, write_tokenizer
+from dvlm.core.checkpoint import check_destination, dtype_name, write_json, write_tensors, write_tokenizer
 from dvlm.core.checkpoint_config import CONFIG, ConfigFile, read_optional_json
 from dvlm.core.errors import CheckpointError
 from dvlm.core.interfaces import CheckpointReading
 from dvlm.core.safetensors_io import read_header, shard_files
 from dvlm.core.specs import parse_spec
-from dvlm.plugins.checkpoint_layouts.text import TextFormat, read_backbone, read_tokenizer, write_published_configs
+from dvlm.plugins.checkpoint_layouts.text import (
+    TextFormat,
+    check_fits,
+    read_backbone,
+    read_tokenizer,
+    write_published_configs,
+)
 
 TOWER = "model.vision_tower.vision_tower."
 PROJECTOR = "model.mm_projector."
@@ -164,6 +170,8 @@ def _unused(target: str) -> bool:
 class LlavaLayout:
     """A published LLaVA-style folder (``CheckpointLayout``) whose backbone part is a :class:`TextFormat`."""
 
+    keeps_vision = True
+
     def __init__(self, name: str, summary: str, model_type: str, fmt: TextFormat) -> None:
         self.name, self.summary, self.model_type, self.fmt = name, summary, model_type, fmt
 
@@ -217,11 +225,13 @@ class LlavaLayout:
             return TOWER + "vision_model." + name[len("vision."):]
         return self.fmt.key_out(name[len("backbone."):])
 
-    def write(self, model: Any, folder: Path, max_shard_bytes: int = 4 << 30) -> None:
+    def write(self, model: Any, folder: Path, max_shard_bytes: int = 4 << 30, overwrite: bool = False) -> None:
         folder = Path(folder)
         if model.vision is None or model.spec.vision_encoder.kind not in ("siglip", "siglip2"):
             raise CheckpointError(f"the '{self.name}' layout holds a SigLIP vision-language model; this model's "
                                   f"vision encoder is {getattr(model.spec.vision_encoder, 'kind', None)}")
+        check_fits(self.name, self.fmt, model)
+        check_destination(folder, overwrite)
         params = model.backbone.params.model_copy(update={"dtype": dtype_name(model.backbone)})
         vision = model.spec.vision_encoder
         write_tensors({self.key_out(name): t for name, t in model.state_dict().items()}, folder, max_shard_bytes)

@@ -12,8 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from dvlm.core.checkpoint import dtype_name, write_json, write_tensors, write_tokenizer
-from dvlm.core.checkpoint_config import CONFIG, GENERATION_CONFIG, ConfigFile, read_optional_json
+from dvlm.core.checkpoint import (
+    check_destination,
+    checkpoint_layouts,
+    dtype_name,
+    write_json,
+    write_tensors,
+    write_tokenizer,
+)
+from dvlm.core.checkpoint_config import CONFIG, GENERATION_CONFIG, SPEC, ConfigFile, read_optional_json
 from dvlm.core.errors import CheckpointError
 from dvlm.core.interfaces import CheckpointReading
 from dvlm.core.special_tokens import resolve_special_tokens
@@ -27,6 +34,8 @@ ROLES = ("mask_token_id", "eos_token_id", "pad_token_id", "eot_token_id", "bos_t
 class TextFormat:
     """One backbone layout: recognising its config, config <-> backbone params, tensor names both ways."""
 
+    backbone_kind: str
+    """The dvlm backbone kind this layout holds (``llada``, ``dream``)."""
     matches: Callable[[dict[str, Any]], bool]
     """Whether a ``config.json`` is this layout's (text-only or the backbone part of a multimodal one)."""
     vocab_size: Callable[[ConfigFile], int]
@@ -82,8 +91,26 @@ def read_tokenizer(folder: Path) -> tuple[Any, list[str]]:
     return load_tokenizer(folder), quirks
 
 
+def fitting_layouts(backbone_kind: str, vision: bool) -> list[str]:
+    """The registered layouts that hold a model of ``backbone_kind`` (with its vision parts when ``vision``)."""
+    fits = [kind for kind, layout in checkpoint_layouts().items() if getattr(layout, "fmt", None) is not None
+            and layout.fmt.backbone_kind == backbone_kind and getattr(layout, "keeps_vision", False) == vision]
+    return [*fits, "dvlm"]
+
+
+def check_fits(name: str, fmt: TextFormat, model: Any) -> None:
+    """Refuse, before anything is written, a model whose backbone kind the layout ``name`` does not hold."""
+    kind = model.spec.backbone.kind
+    if kind != fmt.backbone_kind:
+        raise CheckpointError(
+            f"the '{name}' layout holds a '{fmt.backbone_kind}' backbone but this model's backbone is '{kind}'; "
+            f"write it with one of the layouts that fit: {', '.join(fitting_layouts(kind, model.vision is not None))}")
+
+
 class TextLayout:
     """A text-only published layout (``CheckpointLayout``) over a :class:`TextFormat`."""
+
+    keeps_vision = False
 
     def __init__(self, name: str, summary: str, fmt: TextFormat) -> None:
         self.name, self.summary, self.fmt = name, summary, fmt
@@ -103,8 +130,15 @@ class TextLayout:
                                  tokenizer=tokenizer, dtype_source=config.dtype_source(),
                                  special_token_sources=sources, quirks=(*quirks, *tokenizer_quirks))
 
-    def write(self, model: Any, folder: Path, max_shard_bytes: int = 4 << 30) -> None:
+    def write(self, model: Any, folder: Path, max_shard_bytes: int = 4 << 30, overwrite: bool = False) -> None:
         folder = Path(folder)
+        check_fits(self.name, self.fmt, model)
+        if model.vision is not None:
+            raise CheckpointError(
+                f"the '{self.name}' layout is text-only: writing this vision-language model into it would drop its "
+                f"vision encoder, projector and image settings; use a layout that keeps the vision parts: "
+                f"{', '.join(fitting_layouts(model.spec.backbone.kind, vision=True))}")
+        check_destination(folder, overwrite)
         backbone = model.backbone
         params = backbone.params.model_copy(update={"dtype": dtype_name(backbone)})
         write_tensors({self.fmt.key_out(name): t for name, t in backbone.state_dict().items()}, folder,
@@ -120,3 +154,4 @@ def write_published_configs(folder: Path, config: dict[str, Any], params: Any) -
                                                  if getattr(params, role, None) is not None}}
     write_json(folder / GENERATION_CONFIG, generation)
     write_json(folder / CONFIG, config)
+    (folder / SPEC).unlink(missing_ok=True)  # an overwritten dvlm checkpoint's spec would make it ambiguous

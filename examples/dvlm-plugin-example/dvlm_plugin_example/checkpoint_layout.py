@@ -8,8 +8,9 @@ A folder holds ``config.json`` (``model_type: toy_mdm`` with ``width``, ``layers
 
 from pathlib import Path
 
-from dvlm.core.checkpoint import dtype_name, write_json
+from dvlm.core.checkpoint import check_destination, dtype_name, write_json
 from dvlm.core.checkpoint_config import ConfigFile, read_optional_json
+from dvlm.core.errors import CheckpointError
 from dvlm.core.interfaces import CheckpointReading
 from dvlm.core.specs import parse_spec
 from dvlm.core.tokenizer import has_tokenizer, load_tokenizer
@@ -41,10 +42,14 @@ class ToyLabLayout:
         return CheckpointReading(spec=spec, rename=lambda name: "backbone." + name.removeprefix(PREFIX),
                                  tokenizer=tokenizer, dtype_source=config.dtype_source())
 
-    def write(self, model, folder: Path, max_shard_bytes: int = 4 << 30) -> None:
+    def write(self, model, folder: Path, max_shard_bytes: int = 4 << 30, overwrite: bool = False) -> None:
         from safetensors.torch import save_file
 
         folder = Path(folder)
+        if model.spec.backbone.kind != "toy_mdm" or model.vision is not None:  # refuse before writing anything
+            raise CheckpointError(f"the '{self.name}' layout holds a text-only toy_mdm model; this one has a "
+                                  f"'{model.spec.backbone.kind}' backbone; write it with --to dvlm")
+        check_destination(folder, overwrite)  # never replace a checkpoint unasked
         folder.mkdir(parents=True, exist_ok=True)
         params = model.backbone.params
         tensors = {PREFIX + name: t.detach().contiguous().cpu() for name, t in model.backbone.state_dict().items()}
