@@ -113,7 +113,7 @@ class ConversationEncoder:
         The text after the last end of turn is context, unless the template writes it whatever
         ``add_generation_prompt`` says (LLaDA's own chat_template always ends with the assistant header)."""
         out: list[tuple[str, bool]] = []
-        consumed = ""
+        consumed = through = ""
         for k in (i for i, t in enumerate(turns) if t["role"] == "assistant"):
             before = self.render(turns[:k], add_generation_prompt=True)
             through = self.render(turns[: k + 1], add_generation_prompt=False)
@@ -152,7 +152,8 @@ class ConversationEncoder:
     def tokenize(self, text: str, target: bool, rng: random.Random) -> list[int]:
         """Ids of a piece: ``<image>`` -> the image slot id; a supervised answer may get FIM markers."""
         if target and self.fim is not None:
-            end = self.template.end_of_turn
+            ends = [self.template.end_of_turn] if self.template.end_of_turn else self.special_texts
+            end = max((token for token in ends if text.endswith(token)), key=len, default="")
             content = text[: len(text) - len(end)]
             ids: list[int] = []
             for piece in fim_augment(content, rng, *self.fim_ids, self.fim):
