@@ -38,9 +38,8 @@ def stage1_export(tmp_path_factory):
     return export(spec, root / "export")
 
 
-def stage2(tmp_path, export_folder, *extra):
-    return load_train_spec(Path("lavida-stage2"),
-                           tiny("lavida-stage2", tmp_path, f"init_from={export_folder}", *extra))
+def stage2(tmp_path, export_folder, *extra, recipe="lavida-stage2"):
+    return load_train_spec(Path(recipe), tiny(recipe, tmp_path, f"init_from={export_folder}", *extra))
 
 
 def test_stage2_keeps_the_export_weights_with_the_recipes_layout_and_template(stage1_export, tmp_path):
@@ -60,8 +59,9 @@ def test_stage2_keeps_the_export_weights_with_the_recipes_layout_and_template(st
     assert model.image_newline is not None and torch.isfinite(model.image_newline).all()  # fresh: anyres needs one
 
 
-def test_stage2_from_the_export_trains(stage1_export, tmp_path):
-    result = train(stage2(tmp_path, stage1_export), progress=False, log=lambda message: None)
+@pytest.mark.parametrize("recipe", ["lavida-stage2", "lavida-stage2-lora"])
+def test_stage2_from_the_export_trains(stage1_export, tmp_path, recipe):
+    result = train(stage2(tmp_path, stage1_export, recipe=recipe), progress=False, log=lambda message: None)
     assert result.step == 2 and torch.isfinite(torch.tensor(result.last_loss))
 
 
