@@ -59,6 +59,8 @@ class ConversationEncoder:
         self.tokenizer, self.template, self.multi_turn, self.fim = tokenizer, template, multi_turn, fim
         self.image_token_id = image_token_id
         self.bos = getattr(tokenizer, "bos_token", None)  # what DiffusionVLM.render passes the template too
+        self.special_texts = {token.content for token in getattr(tokenizer, "added_tokens_decoder", {}).values()
+                              if token.special} | set(getattr(tokenizer, "all_special_tokens", []))
         self.fim_ids = None
         if fim is not None:
             missing = [role for role in ("fim", "fim_filler") if role not in special_tokens.extra]
@@ -106,26 +108,52 @@ class ConversationEncoder:
         return context, turns[last]["content"]
 
     def pieces(self, turns: list[dict], supervised: set[int], row_id: str) -> list[tuple[str, bool]]:
-        """(text, is_target) pieces of the rendered conversation, in order."""
+        """(text, is_target) pieces of the rendered conversation, in order.
+
+        The text after the last end of turn is context, unless the template writes it whatever
+        ``add_generation_prompt`` says (LLaDA's own chat_template always ends with the assistant header)."""
         out: list[tuple[str, bool]] = []
-        consumed = ""
-        end = self.template.end_of_turn
+        consumed = through = ""
         for k in (i for i, t in enumerate(turns) if t["role"] == "assistant"):
-            before = self.template.render(turns[:k], bos_token=self.bos, add_generation_prompt=True)
-            through = self.template.render(turns[: k + 1], bos_token=self.bos, add_generation_prompt=False)
-            if not (before.startswith(consumed) and through.startswith(before) and end in through[len(before):]):
+            before = self.render(turns[:k], add_generation_prompt=True)
+            through = self.render(turns[: k + 1], add_generation_prompt=False)
+            cut = self.answer_end(through[len(before):], turns[k]["content"]) if through.startswith(before) else None
+            if cut is None or not before.startswith(consumed):
                 raise DataError(f"row {row_id}: the chat template's renderings of this conversation's prefixes "
                                 f"are not prefixes of each other, so its answers cannot be located")
-            answer = through[len(before):]
-            cut = answer.rindex(end) + len(end)
-            out += [(before[len(consumed):], False), (answer[:cut], k in supervised), (answer[cut:], False)]
-            consumed = through
+            out += [(before[len(consumed):], False), (through[len(before):][:cut], k in supervised)]
+            consumed = before + through[len(before):][:cut]
+        tail = through[len(consumed):]
+        if through != self.render(turns, add_generation_prompt=True):
+            out.append((tail, False))
         return [(text, target) for text, target in out if text]
+
+    def answer_end(self, answer: str, content: str) -> int | None:
+        """Where the target ends in ``answer`` (the rendered turn after the assistant header): after the
+        template's end of turn; for the ``tokenizer`` template (no declared end), after the special token
+        that follows the answer's text (``<|eot_id|>``, ``<|im_end|>``). None when it cannot be found."""
+        end = self.template.end_of_turn
+        if end:
+            return answer.rindex(end) + len(end) if end in answer else None
+        text = content.strip()
+        start = answer.find(text)
+        if start < 0:
+            return None
+        cut = start + len(text)
+        following = [token for token in self.special_texts if answer.startswith(token, cut)]
+        return cut + max(map(len, following), default=0)
+
+    def render(self, turns: list[dict], add_generation_prompt: bool) -> str:
+        """The template's text for ``turns``, as ``DiffusionVLM.render`` gets it (the tokenizer's BOS text and,
+        for the ``tokenizer`` template, its own chat_template)."""
+        return self.template.render(turns, bos_token=self.bos, add_generation_prompt=add_generation_prompt,
+                                    tokenizer=self.tokenizer)
 
     def tokenize(self, text: str, target: bool, rng: random.Random) -> list[int]:
         """Ids of a piece: ``<image>`` -> the image slot id; a supervised answer may get FIM markers."""
         if target and self.fim is not None:
-            end = self.template.end_of_turn
+            ends = [self.template.end_of_turn] if self.template.end_of_turn else self.special_texts
+            end = max((token for token in ends if text.endswith(token)), key=len, default="")
             content = text[: len(text) - len(end)]
             ids: list[int] = []
             for piece in fim_augment(content, rng, *self.fim_ids, self.fim):

@@ -11,6 +11,7 @@ from torch import nn
 
 from dvlm.core.errors import SpecError
 from dvlm.core.plugins import get_registry
+from dvlm.core.specs import ModelSpec
 from dvlm.train import distributed
 from dvlm.train.spec import TrainSpec
 
@@ -25,10 +26,9 @@ def build_model(spec: TrainSpec, processes: distributed.Processes) -> nn.Module:
         from dvlm.core.checkpoint import load_pretrained
 
         model = load_pretrained(spec.init_from, dtype="float32")
-        if spec.model is not None:  # a backbone checkpoint with the spec's vision parts around it (stage 1)
-            if model.vision is not None:
-                raise SpecError(f"init_from {spec.init_from} is a whole vision-language checkpoint: drop `model`, "
-                                f"or start from a backbone-only checkpoint")
+        if spec.model is not None and model.vision is not None:  # a stage-1 export under stage 2's settings
+            model = with_checkpoint_weights(spec.model, model, spec.init_from)
+        elif spec.model is not None:  # a backbone checkpoint with the spec's vision parts around it (stage 1)
             around = spec.model.model_copy(update={"backbone": model.backbone.params})
             model = assemble(around, model.backbone, tokenizer=model.tokenizer)
     else:
@@ -41,6 +41,46 @@ def build_model(spec: TrainSpec, processes: distributed.Processes) -> nn.Module:
                         "(e.g. {kind: llada, system_prompt: null})")
     model.tokenizer = resolve_tokenizer(spec, model, processes)
     return model
+
+
+def with_checkpoint_weights(model_spec: ModelSpec, loaded: nn.Module, source: str) -> nn.Module:
+    """The model of ``model_spec`` (its image layout, chat template and every other non-weight setting)
+    holding the weights of ``loaded``, a whole vision-language checkpoint: how a stage-2 run starts from the
+    stage-1 export. The backbone, vision encoder and projector must have the checkpoint's tensors (names
+    and shapes); ``image_newline`` is the checkpoint's, or fresh when only the new layout uses one."""
+    from dvlm.core.checkpoint import skeleton, with_dtype
+
+    vision = model_spec.vision_encoder
+    if vision is not None:  # its weights come from the checkpoint, never from `pretrained`
+        vision = vision.model_copy(update={"init": "random", "pretrained": None})
+    wanted = with_dtype(model_spec.model_copy(update={"vision_encoder": vision}), "float32")
+    model = skeleton(wanted, loaded.tokenizer)
+    for part, field in (("backbone", "backbone"), ("vision", "vision_encoder"), ("projector", "projector")):
+        difference = _tensor_difference(getattr(loaded, part), getattr(model, part))
+        if difference:
+            raise SpecError(f"init_from {source} is a whole vision-language checkpoint whose {field} differs from "
+                            f"`model.{field}` ({difference}); make `model.{field}` match the checkpoint's "
+                            f"architecture, or drop `model` to train the checkpoint with its own settings")
+    state = {name: tensor for name, tensor in loaded.state_dict().items()
+             if name != "image_newline" or model.image_newline is not None}
+    model.load_state_dict(state, strict=False, assign=True)  # every part checked above; a new newline stays fresh
+    return model
+
+
+def _tensor_difference(stored: nn.Module | None, wanted: nn.Module | None) -> str:
+    """How two modules' tensors (names, shapes) differ, in words; "" when they agree."""
+    if stored is None or wanted is None:
+        return "" if stored is wanted else f"the checkpoint has {'one' if stored is not None else 'none'}"
+    have = {name: tuple(t.shape) for name, t in stored.state_dict().items()}
+    want = {name: tuple(t.shape) for name, t in wanted.state_dict().items()}
+    for name in sorted(have.keys() | want.keys()):
+        if have.get(name) != want.get(name):
+            return f"tensor '{name}': checkpoint {_shape(have.get(name))}, model {_shape(want.get(name))}"
+    return ""
+
+
+def _shape(shape: tuple[int, ...] | None) -> str:
+    return "absent" if shape is None else str(list(shape))
 
 
 def resolve_tokenizer(spec: TrainSpec, model: nn.Module, processes: distributed.Processes):

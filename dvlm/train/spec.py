@@ -144,7 +144,9 @@ class TrainSpec(Spec):
     init_from: str | None = non_semantic(None)
     """Checkpoint folder to start from (any layout ``dvlm.load_pretrained`` reads). With ``model`` too, a
     backbone-only checkpoint (e.g. LLaDA-8B-Instruct) gives the backbone and ``model`` the vision encoder,
-    projector and layout around it (a stage-1 run)."""
+    projector and layout around it (a stage-1 run); a whole vision-language checkpoint (a stage-1 export)
+    gives every weight and ``model`` the image layout, chat template and other settings, its backbone,
+    vision encoder and projector matching the checkpoint's (a stage-2 run)."""
     chat_template: Family["chat_templates"] | None = None
     """How conversations become prompt text; None: the model's (``model.chat_template`` or the checkpoint's)."""
     tokenizer: str | None = non_semantic(None)
