@@ -42,6 +42,7 @@ lmms-eval 0.7 gives a model no hook when it saves results, so the model wraps
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import time
@@ -113,6 +114,8 @@ class DvlmLmms(lmms):
         placement = process_placement(args.device, args.dtype)
         self._rank, self._world_size = placement.rank, placement.world_size
         self._device = torch.device(placement.device)
+        if self._world_size > 1:
+            atexit.register(leave_process_group)
         if placement.note and self._rank == 0:
             eval_logger.info(placement.note)
         if self._device.type == "cuda":
@@ -225,6 +228,14 @@ class DvlmLmms(lmms):
             eval_logger.info(f"dvlm: {self.summary['samples']} requests in {self.summary['seconds']:.2f} s "
                              f"({self.summary['samples_per_s'] or 0:.2f} samples/s) on {self._world_size} process(es)")
         super().clean()  # lmms-eval's: frees the model (its memory may go to an LLM judge)
+
+
+def leave_process_group() -> None:
+    """Destroy the launcher's process group before the interpreter exits: a gloo group left alive is torn down by
+    C++ destructors with its threads still running, which aborts the process ("terminate called without an
+    active exception") after the results are written, and the launcher then reports the run as failed."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _split_padding(requests: list[Instance]) -> tuple[list[int], dict[int, int]]:
