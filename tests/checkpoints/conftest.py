@@ -19,6 +19,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from tests.single_thread import one_thread  # noqa: F401  (autouse)
+
 REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real"
 TEXT = {"llada": "llada-8b-instruct", "llada-llama": "llada-8b-instruct-hf-llada-v", "dream": "dream-v0-instruct-7b"}
 SHRINK = {  # only size fields
@@ -30,14 +32,6 @@ SIGLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_att
               patch_size=14)
 MULTIMODAL = {"lavida-llada": ("llada", "llava_llada"), "llada-v": ("llada-llama", "llava_llada"),
               "lavida-dream": ("dream", "llava_dream")}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _sizes(config: dict) -> dict[str, int]:

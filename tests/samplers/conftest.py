@@ -6,6 +6,7 @@ import torch
 from safetensors.torch import load_file
 
 import dvlm
+from tests.single_thread import one_thread  # noqa: F401  (autouse)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -20,17 +21,6 @@ def fixture_cases(name: str, kinds: tuple[str, ...]) -> list[tuple[dict, dict[st
 
 def schedules_fixture() -> dict:
     return json.loads((FIXTURES / "schedules" / "schedules.json").read_text())
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest single-threaded (and do not fight other test processes for cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

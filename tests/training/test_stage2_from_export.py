@@ -17,16 +17,9 @@ from dvlm.train.loop import train
 from dvlm.train.setup import build_model
 from tests.training.conftest import TINY_LLADA
 from tests.training.test_recipes import tiny
+from tests.single_thread import one_thread  # noqa: F401  (autouse)
 
 CPU = distributed.Processes(rank=0, world=1, device=torch.device("cpu"))
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
