@@ -54,9 +54,8 @@ def evaluate_checkpoint(checkpoint: str | Path, spec: EvalRunSpec, data_root: st
         samples = task.samples()
         predictions: list[str] = []
         generator = torch.Generator().manual_seed(spec.seed)
-        if samples:  # untimed warm-up: the first cell of a process would pay one-time costs in its latency
-            dvlm.generate(model, prompt=[samples[0].prompt], images=[list(samples[0].images)],
-                          draft=draft_ids(model, samples[:1]), sampler=sampler)
+        if samples:  # untimed, so it also warms up: the first cell of a process would pay one-time costs
+            outcome.traces[task_params.kind] = denoising_trace(model, samples[0], sampler, spec.seed)
         for start in range(0, len(samples), spec.batch_size):
             batch = samples[start: start + spec.batch_size]
             began = time.perf_counter()
@@ -67,8 +66,6 @@ def evaluate_checkpoint(checkpoint: str | Path, spec: EvalRunSpec, data_root: st
             nfe_sum += result.nfe * len(batch)
             tpf_sum += result.tokens_per_forward * len(batch)
             kv_sum += result.kv_rows_recomputed * len(batch)
-        if samples:
-            outcome.traces[task_params.kind] = denoising_trace(model, samples[0], sampler, spec.seed)
         for metric, values in task.score(predictions, samples).items():
             outcome.per_sample[f"{task_params.kind}/{metric}"] = [float(v) for v in values]
             outcome.metrics[f"{task_params.kind}/{metric}"] = sum(values) / max(len(values), 1)
