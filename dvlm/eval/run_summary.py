@@ -110,7 +110,7 @@ def summary(per_rank: list[dict[str, Any]], *, devices: list[str], dtype: str | 
         "batch_size": batch_size,
         "sampler": sampler,
         "pretrained": pretrained,
-        "lock_hash": lock_hash(),
+        "lock_sha256": lock_hash(),  # the same key as benchmark rows
         "git_sha": git_state(Path(__file__).resolve().parent)["git_sha"],
         "versions": {name: _version(name) for name in ("dvlm", "torch", "transformers", "lmms_eval", "accelerate")},
     }
