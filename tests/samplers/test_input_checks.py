@@ -1,5 +1,6 @@
 """Every bad input to ``dvlm.generate`` is one ``DvlmError`` naming the cause and the fix (issue #14)."""
 
+import copy
 import shutil
 
 import pytest
@@ -7,7 +8,7 @@ import torch
 
 import dvlm
 from dvlm.core.errors import CheckpointError, PromptError, SamplerError
-from tests.samplers.conftest import FIXTURES, prompts, with_tokens
+from tests.samplers.conftest import FIXTURES, prompts
 
 SPEC = {"kind": "fixed_count", "gen_length": 8, "steps": 4}
 
@@ -42,12 +43,24 @@ def test_an_empty_batch_or_prompt_is_refused(llada, empty):
         dvlm.generate(llada, empty, sampler=SPEC)
 
 
-def test_nan_logits_are_an_error_not_token_0(llada):
-    broken = with_tokens(llada)
+NAN_PATHS = {
+    "fixed_count": SPEC,
+    "random_confidence": {**SPEC, "confidence": "random"},
+    "parallel_dual": {"kind": "parallel", "gen_length": 8, "block_length": 4, "threshold": 0.5, "cache": "dual"},
+    "sampled": {**SPEC, "temperature": 0.8},
+    "dream": {"kind": "dream", "gen_length": 8, "steps": 4},
+    "dream_first_token_from_the_prefill": {"kind": "dream", "gen_length": 8, "steps": 4, "cache": "prefix"},
+}
+
+
+@pytest.mark.parametrize("path", NAN_PATHS)
+def test_nan_logits_are_an_error_not_token_0(llada, dream, path):
+    """A NaN in the head's weights (or an fp16 overflow) gives NaN logits: every decoding path reports it."""
+    broken = copy.deepcopy(dream if path.startswith("dream") else llada)
     with torch.no_grad():
         broken.lm_head.weight[5, 0] = float("nan")
     with pytest.raises(SamplerError, match="NaN logits"):
-        dvlm.generate(broken, [[1, 2, 3]], sampler=SPEC)
+        dvlm.generate(broken, [[1, 2, 3]], sampler=NAN_PATHS[path])
 
 
 def test_a_folder_with_both_spec_and_config_is_ambiguous(tmp_path):

@@ -9,7 +9,8 @@ import torch._dynamo
 import dvlm
 from dvlm.core.generation import PromptBatch, run_sampler
 from dvlm.core.sampler_specs import resolve_sampler
-from dvlm.plugins.samplers.canvas import Canvas, StopTracker
+from dvlm.plugins.samplers import proposals
+from dvlm.plugins.samplers.canvas import Canvas
 from dvlm.plugins.samplers.loop import sample_step
 from tests.samplers.conftest import prompts
 
@@ -99,7 +100,9 @@ def count_host_reads(monkeypatch):
 
 @pytest.mark.parametrize("gen_length,blocks", [(16, 2), (32, 4)])
 def test_host_reads_grow_with_blocks_not_steps(llada, monkeypatch, gen_length, blocks):
-    """fixed_count with a schedule and the prefix cache: doubling the steps per block adds no host read."""
+    """fixed_count with a schedule and the prefix cache: doubling the steps per block adds no host read (with the
+    candidates on a device, as on a GPU: on the CPU the proposals read them, which syncs nothing)."""
+    monkeypatch.setattr(proposals, "candidates_on_host", lambda candidates: False)
     reads = []
     for steps in (gen_length // 2, gen_length):
         spec = {"kind": "fixed_count", "gen_length": gen_length, "steps": steps,

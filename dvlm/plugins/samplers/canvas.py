@@ -57,7 +57,8 @@ class Canvas:
         self.kv_rows_recomputed = 0
         """Positions whose keys/values forwards computed, summed over the rows the backbone saw (CFG included)."""
         self.nan_logits = torch.zeros((), dtype=torch.bool, device=self.device)
-        """Set once any forward returned NaN logits (checked after the loop: no host sync per step)."""
+        """Set once a sampled row's logits held a NaN (a NaN confidence, ``flag_nan``; checked after the loop: no host
+        sync per step)."""
 
     # -- views ------------------------------------------------------------------------------------------
     @property
@@ -111,11 +112,14 @@ class Canvas:
         )
         self.nfe += 2 if self.cfg_scale > 0 else 1
         self.kv_rows_recomputed += self.rows * (end - start)
-        self.nan_logits |= logits.sum().isnan()  # one pass over the logits (isnan().any() takes two)
         if self.cfg_scale > 0:
             cond, uncond_logits = logits.chunk(2)
             logits = uncond_logits + (self.cfg_scale + 1) * (cond - uncond_logits)
         return logits
+
+    def flag_nan(self, confidence: torch.Tensor) -> None:
+        """Record a NaN ``confidence`` (the proposals give one to a candidate whose logits hold a NaN)."""
+        self.nan_logits |= confidence.isnan().any()
 
     # -- state -----------------------------------------------------------------------------------------
     def commit(self, start: int, commit: torch.Tensor, tokens: torch.Tensor) -> None:

@@ -140,4 +140,5 @@ def first_token_from_prefill(canvas, policy) -> None:
     else:
         logits = canvas.forward(p, p + 1, cache=policy.cache, attend_end=p + 1)  # [B, 1, V]
     first = logits[:, 0].argmax(-1, keepdim=True)  # [B, 1]
+    canvas.flag_nan(logits.sum(-1))
     canvas.commit(p, canvas.masked(p, p + 1), first)

@@ -99,6 +99,7 @@ def denoise(backbone, prompt, params, parts: Parts, generator: torch.Generator |
             refresh = False
             candidates = stopper.candidates(start, end)  # [B, W]
             commit, x0, confidence = step_fn(logits[:, start - offset : end - offset], candidates, count)
+            canvas.flag_nan(confidence)
             canvas.commit(start, commit, x0)
             stopper.update()
             yield PendingStep(canvas, step, block, start, commit, confidence)

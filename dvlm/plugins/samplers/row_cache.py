@@ -92,7 +92,6 @@ def forward_rows(canvas, cache: RowKVCache, rows: torch.Tensor) -> torch.Tensor:
         cache.slots = None
     canvas.nfe += 1
     canvas.kv_rows_recomputed += rows.numel()
-    canvas.nan_logits |= logits.isnan().any()
     return logits
 
 
