@@ -24,7 +24,12 @@ import torch
 
 
 class KVCache:
-    """K/V buffers ``[L, B, Hkv, S_max, Dh]`` (+ hidden states ``[B, S_max, D]`` for shifted heads)."""
+    """K/V buffers, one ``[B, Hkv, S_max, Dh]`` pair per layer (+ hidden states ``[B, S_max, D]`` for shifted heads).
+
+    One buffer per layer, not one ``[L, ...]`` tensor: under ``torch.compile`` inductor writes a window into a
+    layer's buffer in place, whereas a slice of one shared tensor made it copy the layer's keys and values at
+    every layer (a 6-layer cached step: 34 ms compiled against 6 ms eager, then 5 ms). The buffers are marked
+    static addresses (what CUDA graphs replay into)."""
 
     def __init__(
         self,
@@ -38,10 +43,13 @@ class KVCache:
         device: torch.device | str,
         hidden_size: int | None = None,
     ) -> None:
-        shape = (num_layers, batch_size, num_kv_heads, max_length, head_dim)
+        shape = (batch_size, num_kv_heads, max_length, head_dim)
         # empty, not zeros: a window only ever reads written positions (``check_window`` refuses the rest)
-        self.keys = torch.empty(shape, dtype=dtype, device=device)
-        self.values = torch.empty(shape, dtype=dtype, device=device)
+        self.keys = [torch.empty(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        self.values = [torch.empty(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        for buffer in self.keys + self.values:
+            torch._dynamo.mark_static_address(buffer)
+        self.num_layers = num_layers
         self.hidden = (
             torch.empty(batch_size, max_length, hidden_size, dtype=dtype, device=device) if hidden_size else None
         )
@@ -79,11 +87,12 @@ class KVCache:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Write ``k/v [B, Hkv, T, Dh]`` at ``[start, start + T)``; return views ``[B, Hkv, attend_end, Dh]``."""
         end = start + k.shape[2]
-        self.keys[layer, :, :, start:end] = k
-        self.values[layer, :, :, start:end] = v
-        if layer == self.keys.shape[0] - 1:
+        keys, values = self.keys[layer], self.values[layer]
+        keys[:, :, start:end] = k
+        values[:, :, start:end] = v
+        if layer == self.num_layers - 1:
             self.written_end = max(self.written_end, end)
-        return self.keys[layer, :, :, :attend_end], self.values[layer, :, :, :attend_end]
+        return keys[:, :, :attend_end], values[:, :, :attend_end]
 
     def write_hidden(self, hidden: torch.Tensor, start: int) -> None:
         """Keep the final hidden states ``[B, T, D]`` of a window (shifted heads only)."""

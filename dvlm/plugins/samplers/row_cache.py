@@ -44,7 +44,7 @@ class RowKVCache:
             return self.cache.update(layer, k, v, start, attend_end)
         keys, values = self.cache.keys[layer], self.cache.values[layer]  # [B, Hkv, S_max, Dh]
         index = self.slots[:, None, :, None].expand_as(k)  # [B, Hkv, R, Dh]
-        if self.track_drift and layer == self.cache.keys.shape[0] - 1:
+        if self.track_drift and layer == self.cache.num_layers - 1:
             old = keys.gather(2, index)
             self.drift = F.cosine_similarity(old.float(), k.float(), dim=-1).mean(1)  # [B, R]
         keys.scatter_(2, index, k)
