@@ -37,6 +37,21 @@ def test_early_stop_at_a_fixed_end_of_turn_skips_everything_after_it(eot_llada):
     assert stopped.answer_lengths == [7]
 
 
+def test_early_stop_read_a_step_late_costs_one_forward_and_no_token(eot_llada, monkeypatch):
+    """On CUDA early stop reads the previous step's flag (the host never waits for the step it launched); forced
+    here on the CPU: the same tokens, one forward more."""
+    import dvlm.plugins.samplers.canvas as canvas
+
+    draft = torch.tensor([[MASK] * 6 + [EOT]])
+    ids = prompts(2, 8, seed=11)
+    spec = {**ONE_BLOCK, "early_stop": True}
+    at_once = dvlm.generate(eot_llada, ids, draft=draft, sampler=spec)
+    monkeypatch.setattr(canvas, "flag_lags", lambda flag: True)
+    late = dvlm.generate(eot_llada, ids, draft=draft, sampler=spec)
+    assert torch.equal(late.token_ids, at_once.token_ids) and late.answer_lengths == at_once.answer_lengths == [7, 7]
+    assert late.nfe == at_once.nfe + 1 == 7
+
+
 def test_early_stop_when_the_model_commits_the_end_token(llada):
     ids = prompts(1, 9, seed=12)
     baseline = dvlm.generate(llada, ids, sampler=ONE_BLOCK, trace=True)

@@ -196,6 +196,8 @@ class StopTracker:
         self.enabled = enabled
         self.stop_ids = torch.tensor(stop_token_ids(canvas.tokens), device=canvas.device)
         self.stop = torch.full((canvas.batch_size,), canvas.gen_length, device=canvas.device)  # [B] answer coords
+        self.pending = None
+        """On CUDA: the previous step's all-done flag on its way to the host (``finished_a_step_ago``)."""
         if enabled:
             self.update()
 
@@ -223,9 +225,44 @@ class StopTracker:
         return self.canvas
 
     def all_done(self) -> bool:
-        """True when every row is finished (one host sync)."""
+        """True when every row is finished (one host read; a device sync on an accelerator)."""
+        return self.enabled and bool(self._all_done())
+
+    def finished_a_step_ago(self) -> bool:
+        """Early stop's per-step check, never waiting for the step just launched.
+
+        On the CPU (reading syncs nothing) it is ``all_done()``. On CUDA this step's flag is copied to the host
+        without blocking and the previous step's flag is read: its copy completed while this step ran. The lag
+        can cost one forward after every row finished (a step with no candidate commits nothing), never a token."""
         if not self.enabled:
             return False
+        done = self._all_done()
+        if not flag_lags(done):
+            return bool(done)
+        previous, self.pending = self.pending, (done.to("cpu", non_blocking=True), record_event(done.device))
+        if previous is None:
+            return False
+        flag, event = previous
+        if event is not None:
+            event.synchronize()  # the previous step's copy: complete, or about to be
+        return bool(flag)
+
+    def _all_done(self) -> torch.Tensor:
+        """``[]`` bool on the device: no row has a masked position before its stop."""
         answer_masked = self.canvas.answer == self.canvas.tokens.mask_id  # [B, G]
         before_stop = torch.arange(self.canvas.gen_length, device=self.canvas.device)[None, :] < self.stop[:, None]
-        return not bool((answer_masked & before_stop).any())
+        return ~(answer_masked & before_stop).any()
+
+
+def flag_lags(flag: torch.Tensor) -> bool:
+    """Whether early stop reads its flag a step late: on CUDA, where a read would wait for the device."""
+    return flag.device.type == "cuda"
+
+
+def record_event(device: torch.device):
+    """A CUDA event recorded on the current stream (None elsewhere: nothing to wait for)."""
+    if device.type != "cuda":
+        return None
+    event = torch.cuda.Event()
+    event.record()
+    return event

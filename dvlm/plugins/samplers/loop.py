@@ -18,8 +18,10 @@ rule, the tokens to write) has static shapes within a block and never asks the h
 with ``fullgraph=True`` (``compile: true`` runs it, and the backbone, under ``torch.compile``). Around the
 steps the loop reads the device once per block (the schedule's plan from the block's mask count) and, only
 where the number of steps depends on the tokens, one flag per step: a rule that is not ``plan_exact`` (the
-parallel rules: is the block filled?) and early stop (is every row finished? LLaDA-V then stops, saving the
-remaining forwards). Step events are built only when someone listens (``PendingStep``).
+parallel rules: is the block filled? a late answer would cost a forward per block) and early stop (is every row
+finished? LLaDA-V then stops, saving the remaining forwards; on CUDA this flag is read a step late, so the host
+never waits for the step it launched, at the cost of at most one forward). Step events are built only when
+someone listens (``PendingStep``).
 
 Shapes: B batch, W block (window) length, V vocabulary, n planned steps.
 """
@@ -104,7 +106,7 @@ def denoise(backbone, prompt, params, parts: Parts, generator: torch.Generator |
             stopper.update()
             yield PendingStep(canvas, step, block, start, commit, confidence)
             step += 1
-            if stopper.enabled and stopper.all_done():  # early stop: one flag per step, only when enabled
+            if stopper.finished_a_step_ago():  # early stop: on CUDA the previous step's flag (no wait)
                 return stopper.finish()
     return stopper.finish()
 
