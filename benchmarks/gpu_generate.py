@@ -9,8 +9,9 @@ Two figures (issue #4), recorded in ``benchmarks/results/gpu_generate.jsonl``:
   -> ms per step (random weights give low confidences, so about one token per step: the per-step cost is
   the figure that transfers, not the step count).
 
-Each preset runs eager and with ``compile: true`` (``torch.compile`` of the step forward and the sampling; the
-first call, which compiles, is the warm-up), side by side; tokens per second = answer tokens / wall time.
+Each preset runs eager, with ``compile: true`` (``torch.compile`` of the step forward and the sampling; the
+first call, which compiles, is the warm-up) and with ``compile: reduce-overhead`` (the same plus CUDA graphs),
+side by side; tokens per second = answer tokens / wall time.
 Needs CUDA; ``--small`` runs a tiny model anywhere (a smoke check, not a figure to report; add
 ``--no-compile`` on a CPU, where inductor takes about a minute to compile even the tiny model).
 Last line: ``lavida_coco_s_per_answer=<x> fast_dllm_ms_per_step=<y>``.
@@ -68,8 +69,9 @@ def main() -> None:
         "fast-dllm": ("fast-dllm", {"gen_length": 256}),
     }
     if args.compile:
-        runs.update({f"{name}+compile": (preset, {**overrides, "compile": True})
-                     for name, (preset, overrides) in list(runs.items())})
+        modes = {"compile": True, "cudagraphs": "reduce-overhead"} if cuda else {"compile": True}
+        runs.update({f"{name}+{label}": (preset, {**overrides, "compile": mode})
+                     for name, (preset, overrides) in list(runs.items()) for label, mode in modes.items()})
     metrics = {}
     with torch.inference_mode():
         for name, (preset, overrides) in runs.items():
@@ -95,6 +97,9 @@ def main() -> None:
     if args.compile:
         line += (f" lavida_coco_compiled_s={metrics['lavida-coco+compile']['s_per_answer']:.3f}"
                  f" fast_dllm_compiled_tokens_per_s={metrics['fast-dllm+compile']['tokens_per_s']:.1f}")
+        if cuda:
+            line += (f" lavida_coco_cudagraphs_s={metrics['lavida-coco+cudagraphs']['s_per_answer']:.3f}"
+                     f" fast_dllm_cudagraphs_tokens_per_s={metrics['fast-dllm+cudagraphs']['tokens_per_s']:.1f}")
     print(line)
 
 

@@ -137,3 +137,15 @@ def test_compile_true_gives_the_same_tokens(llada, monkeypatch, spec):
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2  # the forward and the step were compiled
     assert torch.equal(fast.token_ids, eager.token_ids) and fast.nfe == eager.nfe
     assert dvlm.spec_hash(resolve_sampler({**spec, "compile": True})) == dvlm.spec_hash(resolve_sampler(spec))
+
+
+@pytest.mark.slow
+def test_compile_reduce_overhead_runs_inductor_and_gives_the_same_tokens(llada):
+    """``compile: reduce-overhead`` is inductor's CUDA-graph mode (graphs on a GPU; on the CPU inductor alone): the
+    real compiler, the same tokens (about 20 s of compilation)."""
+    torch._dynamo.reset()
+    spec = {"kind": "fixed_count", "gen_length": 8, "steps": 4, "block_length": 4, "cache": "prefix"}
+    ids = PromptBatch(prompts(2, 6, seed=4))
+    eager = run_sampler(llada, ids, resolve_sampler(spec))
+    graphs = run_sampler(llada, ids, resolve_sampler({**spec, "compile": "reduce-overhead"}))
+    assert torch.equal(graphs.token_ids, eager.token_ids) and graphs.nfe == eager.nfe

@@ -21,19 +21,32 @@ from dvlm.core.rope import padded_positions
 
 
 COMPILE_OPTIONS: dict = {}
-"""Keyword arguments of ``torch.compile`` under ``compile: true`` (default: inductor)."""
+"""Keyword arguments of ``torch.compile`` under ``compile`` (default: inductor; a ``backend`` here replaces the
+mode, which only inductor takes)."""
 
 
-def compiled(fn):
-    """``fn`` under ``torch.compile`` (``compile: true``)."""
-    return torch.compile(fn, **COMPILE_OPTIONS)
+def compiled(fn, compile: bool | str):
+    """``fn`` under ``torch.compile``; ``compile`` is the sampler's option: True, or a mode (``reduce-overhead``:
+    inductor with CUDA graphs)."""
+    options = dict(COMPILE_OPTIONS)
+    if isinstance(compile, str) and "backend" not in options:
+        options["mode"] = compile
+    return torch.compile(fn, **options)
+
+
+def new_step(compile: bool | str) -> None:
+    """Tell CUDA graphs a new step begins (``reduce-overhead``): the previous step's graph outputs, already read,
+    may be overwritten."""
+    if compile == "reduce-overhead":
+        torch.compiler.cudagraph_mark_step_begin()
 
 
 class Canvas:
-    def __init__(self, backbone, prompt, gen_length: int, *, cfg_scale: float = 0.0, compile: bool = False) -> None:
+    def __init__(self, backbone, prompt, gen_length: int, *, cfg_scale: float = 0.0,
+                 compile: bool | str = False) -> None:
         self.backbone = backbone
-        self.run_backbone = compiled(backbone) if compile else backbone
-        """What ``forward`` calls: the backbone, or its ``torch.compile`` (``compile: true``)."""
+        self.run_backbone = compiled(backbone, compile) if compile else backbone
+        """What ``forward`` calls: the backbone, or its ``torch.compile`` (the sampler's ``compile``)."""
         self.tokens = backbone.special_tokens
         ids, embeds, padding = _prompt(prompt, self.tokens.pad_id)
         self.batch_size, self.prompt_length = ids.shape

@@ -15,8 +15,9 @@ Read top to bottom, a generation is::
 
 Host syncs: none inside a step. The step (``sample_step``: proposals on every position of the block, the commit
 rule, the tokens to write) has static shapes within a block and never asks the host anything, so it compiles
-with ``fullgraph=True`` (``compile: true`` runs it, and the backbone, under ``torch.compile``). Around the
-steps the loop reads the device once per block (the schedule's plan from the block's mask count) and, only
+with ``fullgraph=True`` (``compile: true`` runs it, and the backbone, under ``torch.compile``; ``compile:
+reduce-overhead`` adds CUDA graphs: the KV buffers are static addresses, every step of a block has one shape).
+Around the steps the loop reads the device once per block (the schedule's plan from the block's mask count) and, only
 where the number of steps depends on the tokens, one flag per step: a rule that is not ``plan_exact`` (the
 parallel rules: is the block filled? a late answer would cost a forward per block) and early stop (is every row
 finished? LLaDA-V then stops, saving the remaining forwards; on CUDA this flag is read a step late, so the host
@@ -34,7 +35,7 @@ from typing import Callable, Iterator
 import torch
 
 from dvlm.core.input_checks import check_ids
-from dvlm.plugins.samplers.canvas import Canvas, StopTracker, compiled, resolve_tokens
+from dvlm.plugins.samplers.canvas import Canvas, StopTracker, compiled, new_step, resolve_tokens
 from dvlm.plugins.samplers.steps import PendingStep, build
 
 Proposer = Callable[..., tuple[torch.Tensor, torch.Tensor]]
@@ -88,7 +89,7 @@ def denoise(backbone, prompt, params, parts: Parts, generator: torch.Generator |
     plan_exact = getattr(parts.rule, "plan_exact", False)
     step_fn = sample_step(parts, banned, generator)
     if compile_step:
-        step_fn = compiled(step_fn)
+        step_fn = compiled(step_fn, compile_step)
     step = 0
     for block, (first, last) in enumerate(parts.blocks):
         if stopper.all_done():  # one flag per block: a later block starting after every row's stop is skipped
@@ -97,6 +98,7 @@ def denoise(backbone, prompt, params, parts: Parts, generator: torch.Generator |
         plan = parts.plan(canvas.masked(start, end).sum(-1))  # [B, n] on the CPU, or None
         refresh = True  # the block's first forward (Fast-dLLM caches refresh there)
         for count in step_counts(plan, plan_exact, canvas.device, lambda: stopper.candidates(start, end)):
+            new_step(compile_step)
             logits, offset = policy.logits(canvas, start, end, refresh)
             refresh = False
             candidates = stopper.candidates(start, end)  # [B, W]

@@ -159,9 +159,10 @@ class _Decoding(ComponentParams):
     early_stop: bool = False
     """Stop a row once an end token (eot or eos) is committed and every position before it is filled; later
     positions become padding (LLaDA-V's stopping criteria)."""
-    compile: bool = non_semantic(False)
+    compile: Union[bool, Literal["reduce-overhead"]] = non_semantic(False)
     """Run each step (the backbone forward and the sampling) under ``torch.compile``: the same tokens, faster
-    once compiled (the first steps pay the compilation). Left out of the spec hash."""
+    once compiled (the first steps pay the compilation). ``reduce-overhead``: also CUDA graphs on a GPU (each
+    step's kernels replay as a graph; on the CPU the same as ``true``). Left out of the spec hash."""
     commit_rule: Optional[Family["commit_rules"]] = None
     """Which proposals a step commits; None = the sampler's own (fixed_count and dream: the schedule's count
     of the most confident; parallel: its threshold or factor). Any registered rule, a third party's too: it
