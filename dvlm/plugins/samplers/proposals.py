@@ -104,14 +104,16 @@ def _on_candidates(logits: torch.Tensor, candidates: torch.Tensor, propose,
     batch, width, vocab = logits.shape
     rows = logits.reshape(batch * width, vocab)  # [B*W, V]
     flat = candidates.reshape(batch * width)  # [B*W]
-    index = None
-    if deterministic and candidates_on_host(candidates):
-        index = flat.nonzero().squeeze(-1)  # [n] (a CPU read: no device sync)
-        rows = rows.index_select(0, index)  # [n, V]
     # a few rows at a time: the softmax's [rows, V] copy stays small (in cache on the CPU), and the NaN check
     # (a row's sum, after the proposal) reads the chunk from cache
     chunk_rows = proposal_chunk_rows(vocab, logits.device)
-    pieces = [(*propose(chunk.float()), chunk.sum(-1)) for chunk in rows.split(chunk_rows)]  # [C], [C], [C]
+    index = None
+    if deterministic and candidates_on_host(candidates):
+        index = flat.nonzero().squeeze(-1)  # [n] (a CPU read: no device sync)
+        chunks = (rows.index_select(0, part) for part in index.split(chunk_rows))  # copied a chunk at a time
+    else:
+        chunks = rows.split(chunk_rows)
+    pieces = [(*propose(chunk.float()), chunk.sum(-1)) for chunk in chunks]  # [C], [C], [C]
     if not pieces:  # no candidate left
         return (torch.zeros(batch, width, dtype=torch.long, device=logits.device),
                 torch.full((batch, width), float("-inf"), device=logits.device))
