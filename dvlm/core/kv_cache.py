@@ -28,8 +28,7 @@ class KVCache:
 
     One buffer per layer, not one ``[L, ...]`` tensor: under ``torch.compile`` inductor writes a window into a
     layer's buffer in place, whereas a slice of one shared tensor made it copy the layer's keys and values at
-    every layer (a 6-layer cached step: 34 ms compiled against 6 ms eager, then 5 ms). The buffers are marked
-    static addresses (what CUDA graphs replay into)."""
+    every layer (a 6-layer cached step: 34 ms compiled against 6 ms eager, then 5 ms)."""
 
     def __init__(
         self,
@@ -47,8 +46,6 @@ class KVCache:
         # empty, not zeros: a window only ever reads written positions (``check_window`` refuses the rest)
         self.keys = [torch.empty(shape, dtype=dtype, device=device) for _ in range(num_layers)]
         self.values = [torch.empty(shape, dtype=dtype, device=device) for _ in range(num_layers)]
-        for buffer in self.keys + self.values:
-            torch._dynamo.mark_static_address(buffer)
         self.num_layers = num_layers
         self.hidden = (
             torch.empty(batch_size, max_length, hidden_size, dtype=dtype, device=device) if hidden_size else None
@@ -57,6 +54,14 @@ class KVCache:
         self.max_length = max_length
         self.written_end = 0
         """End of the furthest position written so far (attending beyond it would read zeros)."""
+
+    def mark_static(self) -> None:
+        """Mark every buffer a static address for ``torch.compile``: CUDA graphs replay into them in place (left
+        out of eager runs: it imports ``torch._dynamo``, about a second)."""
+        import torch._dynamo
+
+        for buffer in [*self.keys, *self.values, *([self.hidden] if self.hidden is not None else [])]:
+            torch._dynamo.mark_static_address(buffer)
 
     def reset(self) -> None:
         """Forget everything written (the buffers are kept; nothing reads them before a forward writes)."""

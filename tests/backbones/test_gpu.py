@@ -40,3 +40,26 @@ def test_flash_attention_matches_sdpa():
     flash = attention.attend(q, k, v, None)
     sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True)
     torch.testing.assert_close(flash, sdpa, atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.parametrize("spec", [
+    {"kind": "fixed_count", "gen_length": 16, "steps": 8, "block_length": 8, "cache": "prefix", "early_stop": True},
+    {"kind": "parallel", "gen_length": 16, "block_length": 8, "threshold": 0.5, "cache": "dual"},
+    {"kind": "dream", "gen_length": 16, "steps": 8, "cache": "prefix"},
+])
+def test_cuda_graphs_and_the_late_early_stop_flag_give_eager_tokens(spec):
+    """``compile: reduce-overhead`` (CUDA graphs, the KV buffers reused across generations) and early stop's
+    previous-step flag give the eager tokens, twice in a row (the second run replays the recorded graphs)."""
+    from dvlm.core.generation import PromptBatch, run_sampler
+    from dvlm.core.sampler_specs import resolve_sampler
+
+    kind = "dream" if spec["kind"] == "dream" else "llada"
+    registry = dvlm.registry()
+    params = registry.get("backbones", kind).params.for_tests()
+    torch.manual_seed(0)
+    model = registry.build("backbones", params).cuda().eval()
+    prompt = PromptBatch(torch.randint(0, params.vocab_size - 8, (2, 12)).cuda())
+    eager = run_sampler(model, prompt, resolve_sampler(spec))
+    for _ in range(2):
+        graphs = run_sampler(model, prompt, resolve_sampler({**spec, "compile": "reduce-overhead"}))
+        assert torch.equal(graphs.token_ids, eager.token_ids)

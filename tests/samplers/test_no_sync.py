@@ -149,3 +149,23 @@ def test_compile_reduce_overhead_runs_inductor_and_gives_the_same_tokens(llada):
     eager = run_sampler(llada, ids, resolve_sampler(spec))
     graphs = run_sampler(llada, ids, resolve_sampler({**spec, "compile": "reduce-overhead"}))
     assert torch.equal(graphs.token_ids, eager.token_ids) and graphs.nfe == eager.nfe
+
+
+def test_reduce_overhead_reuses_the_kv_buffers_across_generations(llada, monkeypatch):
+    """CUDA graphs replay into the addresses they recorded: under ``reduce-overhead`` each generation of a shape
+    writes the same K/V buffers (reset), with the same tokens as fresh ones."""
+    import dvlm.plugins.samplers.canvas as canvas
+
+    monkeypatch.setattr(canvas, "COMPILE_OPTIONS", {"backend": "aot_eager"})
+    monkeypatch.setattr(canvas, "REUSED_CACHES", __import__("weakref").WeakKeyDictionary())
+    torch._dynamo.reset()
+    spec = {"kind": "fixed_count", "gen_length": 8, "steps": 4, "block_length": 4, "cache": "prefix"}
+    ids = PromptBatch(prompts(2, 6, seed=4))
+    eager = run_sampler(llada, ids, resolve_sampler(spec))
+    buffers = []
+    for _ in range(2):
+        graphs = run_sampler(llada, ids, resolve_sampler({**spec, "compile": "reduce-overhead"}))
+        assert torch.equal(graphs.token_ids, eager.token_ids)
+        (cache,) = canvas.REUSED_CACHES[llada].values()
+        buffers.append(cache.keys[0].data_ptr())
+    assert buffers[0] == buffers[1]

@@ -13,7 +13,9 @@ from dvlm.plugins.samplers.proposals import ARGMAX_GROUP, first_argmax, propose_
 
 
 @settings(max_examples=200, deadline=None)
-@given(rows=st.integers(1, 5), vocab=st.integers(1, 3 * ARGMAX_GROUP + 5), levels=st.integers(1, 6),
+@given(rows=st.integers(1, 5), levels=st.integers(1, 6),
+       vocab=st.one_of(st.integers(1, 4).map(lambda groups: groups * ARGMAX_GROUP),  # the vectorised path
+                       st.integers(1, 3 * ARGMAX_GROUP + 5)),
        dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16]), seed=st.integers(0, 2**31 - 1),
        infinities=st.booleans())
 def test_first_argmax_is_torch_argmax(rows, vocab, levels, dtype, seed, infinities):
@@ -56,8 +58,17 @@ def test_deterministic_proposals_on_the_candidate_rows_equal_those_on_every_row(
     assert bool((none[1] == float("-inf")).all()) and not bool(none[0].any())
 
 
+class NoisyProbability:
+    """A third party's measure that needs probabilities and draws noise, without declaring ``deterministic``."""
+
+    def __call__(self, probs, chosen, generator=None):
+        noise = torch.rand(chosen.shape, generator=generator, device=chosen.device) * 1e-3
+        return probs.gather(-1, chosen.unsqueeze(-1)).squeeze(-1) + noise
+
+
 @pytest.mark.parametrize("convention,settings", [("llada", {"temperature": 0.7}), ("dream", {"temperature": 0.7}),
-                                                 ("llada", {"confidence": RandomConfidence()})])
+                                                 ("llada", {"confidence": RandomConfidence()}),
+                                                 ("llada", {"confidence": NoisyProbability()})])
 def test_random_proposals_draw_on_every_row_wherever_the_candidates_are(convention, settings, monkeypatch):
     """A random stream must not depend on where the candidates are read: eager (CPU) and compiled (device-style)
     runs of one seed draw the same tokens."""

@@ -14,6 +14,8 @@ Shapes: B batch, P prompt length, G answer length, N = P + G, W window length, V
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 
 from dvlm.core.errors import SamplerError
@@ -34,6 +36,20 @@ def compiled(fn, compile: bool | str):
     return torch.compile(fn, **options)
 
 
+REUSED_CACHES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+"""backbone -> {(rows, length): KV cache} under ``compile: reduce-overhead`` (``Canvas.new_cache``)."""
+
+
+def reused_cache(backbone, rows: int, length: int):
+    """The backbone's K/V buffers for ``rows x length``, made once and reset for each generation."""
+    caches = REUSED_CACHES.setdefault(backbone, {})
+    if (rows, length) not in caches:
+        caches[rows, length] = backbone.new_cache(rows, length)
+    cache = caches[rows, length]
+    cache.reset()
+    return cache
+
+
 def new_step(compile: bool | str) -> None:
     """Tell CUDA graphs a new step begins (``reduce-overhead``): the previous step's graph outputs, already read,
     may be overwritten."""
@@ -45,6 +61,7 @@ class Canvas:
     def __init__(self, backbone, prompt, gen_length: int, *, cfg_scale: float = 0.0,
                  compile: bool | str = False) -> None:
         self.backbone = backbone
+        self.compile = compile
         self.run_backbone = compiled(backbone, compile) if compile else backbone
         """What ``forward`` calls: the backbone, or its ``torch.compile`` (the sampler's ``compile``)."""
         self.tokens = backbone.special_tokens
@@ -90,7 +107,17 @@ class Canvas:
         return self.batch_size * (2 if self.cfg_scale > 0 else 1)
 
     def new_cache(self):
-        return self.backbone.new_cache(self.rows, self.length)
+        """The generation's K/V buffers (one cache per generation). Compiled, they are static addresses; under
+        ``reduce-overhead`` the same buffers serve each generation of this shape, since CUDA graphs replay into the
+        addresses they recorded (fresh buffers would re-record, and keep, every graph each generation): one
+        generation at a time per backbone then."""
+        if self.compile == "reduce-overhead":
+            cache = reused_cache(self.backbone, self.rows, self.length)
+        else:
+            cache = self.backbone.new_cache(self.rows, self.length)
+        if self.compile and hasattr(cache, "mark_static"):
+            cache.mark_static()
+        return cache
 
     def forward(self, start: int, end: int, *, cache=None, attend_end: int | None = None,
                 rows: tuple[int, int] | None = None) -> torch.Tensor:
@@ -277,5 +304,5 @@ def record_event(device: torch.device):
     if device.type != "cuda":
         return None
     event = torch.cuda.Event()
-    event.record()
+    event.record(torch.cuda.current_stream(device))  # the stream the copy was queued on
     return event

@@ -3,7 +3,8 @@
 Contract: ``measure(probs [..., V], chosen [...], generator=None) -> confidence [...]`` (float). ``probs`` is the
 distribution the sampler ranks by: LLaDA's un-noised softmax of the (suppressed) logits, or Dream's tempered
 and filtered one. Computed in float32 (the references vary: LLaDA HEAD bf16, LaViDa/LLaDA-V float64; see
-backbones.md §2.6); decisions only differ on exact ties.
+backbones.md §2.6); decisions only differ on exact ties. A measure that draws nothing from the generator says
+``deterministic = True``: on the CPU a greedy step then proposes on the candidate rows only.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ Generator = torch.Generator | None
 class Probability:
     """``p(chosen)``: LLaDA ``low_confidence``, Dream ``maskgit_plus``, Fast-dLLM."""
 
+    deterministic = True
+    """A function of ``probs`` alone: the CPU may compute it on candidate rows only (``proposals._on_candidates``)."""
+
     def __init__(self, params=None) -> None:
         self.params = params
 
@@ -25,6 +29,9 @@ class Probability:
 
 class Margin:
     """``p_(1) - p_(2)``, the gap between the two most likely tokens (independent of the chosen one)."""
+
+    deterministic = True
+    """A function of ``probs`` alone: the CPU may compute it on candidate rows only (``proposals._on_candidates``)."""
 
     def __init__(self, params=None) -> None:
         self.params = params
@@ -36,6 +43,9 @@ class Margin:
 
 class NegEntropy:
     """``sum p log(p + 1e-10)``: the negative entropy of the distribution."""
+
+    deterministic = True
+    """A function of ``probs`` alone: the CPU may compute it on candidate rows only (``proposals._on_candidates``)."""
 
     def __init__(self, params=None) -> None:
         self.params = params

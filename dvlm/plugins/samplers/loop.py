@@ -82,6 +82,7 @@ def denoise(backbone, prompt, params, parts: Parts, generator: torch.Generator |
     check_ids(banned, backbone.vocab_size, "suppress_tokens")
     stopper = StopTracker(canvas, params.early_stop)
     policy = build("cache_policies", params.cache)
+    new_step(compile_step)
     policy.start(canvas)
     if parts.prepare is not None:
         parts.prepare(canvas, policy)

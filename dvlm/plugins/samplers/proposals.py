@@ -8,8 +8,9 @@ Two reference conventions, one function each:
   that softmax, and the confidence taken from the same tempered, filtered probabilities.
 
 Shapes: B batch, W window positions, V vocabulary. Everything is computed on the positions the sampler
-passes in (the current block), never on the whole sequence, and in float32 except the Gumbel draw; every
-position of the block is computed (static shapes, no host sync), then non-candidates are dropped.
+passes in (the current block), never on the whole sequence, and in float32 except the Gumbel draw. On an
+accelerator and under ``torch.compile`` every position of the block is computed (static shapes, no host sync),
+then non-candidates are dropped; on the CPU in eager mode a deterministic proposal runs on the candidates only.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def first_argmax(rows: torch.Tensor) -> torch.Tensor:
     count, vocab = rows.shape
     if rows.device.type != "cpu" or vocab % ARGMAX_GROUP:  # a GPU's argmax is one fast kernel
         return rows.argmax(-1)
-    groups = rows.view(count, vocab // ARGMAX_GROUP, ARGMAX_GROUP)  # [R, V / 64, 64]
+    groups = rows.reshape(count, vocab // ARGMAX_GROUP, ARGMAX_GROUP)  # [R, V / 64, 64]
     group = groups.amax(-1).max(-1, keepdim=True).indices  # [R, 1]: the first group holding the row's max
     members = groups.gather(1, group[:, :, None].expand(count, 1, ARGMAX_GROUP))[:, 0]  # [R, 64]
     return group[:, 0] * ARGMAX_GROUP + members.max(-1).indices  # the first maximum inside that group
@@ -90,6 +91,13 @@ def candidates_on_host(candidates: torch.Tensor) -> bool:
     return candidates.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
+def is_deterministic(confidence) -> bool:
+    """Whether a confidence measure declares it draws nothing (``deterministic = True``; a third party's measure
+    that does not say so is treated as random: proposed on every row, its random stream independent of where the
+    candidates are)."""
+    return getattr(confidence, "deterministic", False) is True
+
+
 def _on_candidates(logits: torch.Tensor, candidates: torch.Tensor, propose,
                    deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``propose(rows [R, V]) -> (x0 [R], confidence [R])`` on the block's rows and keep the candidates:
@@ -114,14 +122,11 @@ def _on_candidates(logits: torch.Tensor, candidates: torch.Tensor, propose,
     else:
         chunks = rows.split(chunk_rows)
     pieces = [(*propose(chunk.float()), chunk.sum(-1)) for chunk in chunks]  # [C], [C], [C]
-    if not pieces:  # no candidate left
-        return (torch.zeros(batch, width, dtype=torch.long, device=logits.device),
-                torch.full((batch, width), float("-inf"), device=logits.device))
     x0, confidence, sums = (torch.cat(parts) for parts in zip(*pieces))  # [R], [R], [R]
     confidence = confidence.masked_fill(sums.isnan(), float("nan"))  # a NaN logit: NaN confidence, flagged
     if index is not None:  # back to every row of the block
-        x0 = torch.zeros(batch * width, dtype=x0.dtype).index_copy_(0, index, x0)
-        confidence = torch.zeros(batch * width, dtype=confidence.dtype).index_copy_(0, index, confidence)
+        x0 = x0.new_zeros(batch * width).index_copy_(0, index, x0)  # [B*W]
+        confidence = confidence.new_zeros(batch * width).index_copy_(0, index, confidence)  # [B*W]
     x0 = torch.where(candidates, x0.view(batch, width), 0)  # [B, W]
     return x0, confidence.view(batch, width).masked_fill(~candidates, float("-inf"))  # [B, W]
 
@@ -148,8 +153,7 @@ def propose_llada(
         probs = rows.softmax(-1) if getattr(confidence, "needs_probs", True) else None
         return x0, confidence(probs, x0, generator).float()
 
-    deterministic = temperature == 0 and getattr(confidence, "needs_probs", True)
-    return _on_candidates(logits, candidates, propose, deterministic)
+    return _on_candidates(logits, candidates, propose, temperature == 0 and is_deterministic(confidence))
 
 
 def propose_dream(
@@ -177,4 +181,4 @@ def propose_dream(
             x0 = first_argmax(probs)
         return x0, confidence(probs, x0, generator).float()
 
-    return _on_candidates(logits, candidates, propose, temperature == 0 and getattr(confidence, "needs_probs", True))
+    return _on_candidates(logits, candidates, propose, temperature == 0 and is_deterministic(confidence))
