@@ -118,9 +118,12 @@ def _on_candidates(logits: torch.Tensor, candidates: torch.Tensor, propose,
     index = None
     if deterministic and candidates_on_host(candidates):
         index = flat.nonzero().squeeze(-1)  # [n] (a CPU read: no device sync)
-        chunks = (rows.index_select(0, part) for part in index.split(chunk_rows))  # copied a chunk at a time
-    else:
+        if len(index) == len(flat):  # every row is a candidate: no copy
+            index = None
+    if index is None:
         chunks = rows.split(chunk_rows)
+    else:
+        chunks = (rows.index_select(0, part) for part in index.split(chunk_rows))  # copied a chunk at a time
     pieces = [(*propose(chunk.float()), chunk.sum(-1)) for chunk in chunks]  # [C], [C], [C]
     x0, confidence, sums = (torch.cat(parts) for parts in zip(*pieces))  # [R], [R], [R]
     confidence = confidence.masked_fill(sums.isnan(), float("nan"))  # a NaN logit: NaN confidence, flagged
