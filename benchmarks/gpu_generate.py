@@ -2,9 +2,10 @@
 
 Two figures (issue #4), recorded in ``benchmarks/results/gpu_generate.jsonl``:
 
-- LaViDa COCO shape: 1,000 prefix tokens (image + prompt), L = 32, K = 16, exact prefix cache, shift 1/3
-  (``lavida-coco``) -> seconds per answer (LaViDa reports 1.32 s per image on an A5000, vision included;
-  vision is not run here);
+- LaViDa COCO shape: the image through a random SigLIP-so400m/14-384 (bf16; LaViDa's 5 views of 384 px), the
+  mlp2x_gelu projector and LaViDa's 27x27 -> 14x14 bilinear pooling (980 image tokens), then the text up to 1,000
+  prefix tokens; L = 32, K = 16, exact prefix cache, shift 1/3 (``lavida-coco``) -> seconds per answer, vision
+  included, as LaViDa reports it (1.32 s per image on an A5000);
 - Fast-dLLM shape: a 256-token answer with the ``fast-dllm`` preset (blocks of 32, tau 0.9, dual cache)
   -> ms per step (random weights give low confidences, so about one token per step: the per-step cost is
   the figure that transfers, not the step count).
@@ -37,11 +38,47 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _random_llada import random_llada  # noqa: E402
 
 
-def timed(model, ids, sampler, overrides, cuda):
+def lavida_prompt(model, device: str, small: bool, prefix: int):
+    """``() -> PromptBatch`` of LaViDa's image prompt: 5 views -> SigLIP -> projector -> 14x14 bilinear pooling
+    per view (980 tokens; fewer for the small encoder), then text ids up to ``prefix`` tokens. Random weights."""
+    import torch.nn.functional as F
+
+    from dvlm.core.generation import PromptBatch
+
+    registry = dvlm.registry()
+    params_class = registry.get("vision_encoders", "siglip").params
+    params = (params_class.for_tests().model_copy(update={"dtype": "bfloat16"}) if small
+              else params_class(init="random", dtype="bfloat16"))
+    with torch.device(device):
+        encoder = registry.build("vision_encoders", params).eval()
+        projector = registry.build("projectors", registry.get("projectors", "mlp2x_gelu").params(),
+                                   params.hidden_size, model.params.d_model).to(torch.bfloat16).eval()
+    pixels = torch.randn(5, 3, params.image_size, params.image_size, device=device, dtype=torch.bfloat16)
+    grid = params.image_size // params.patch_size
+    pooled = (grid + 1) // 2  # 27 -> 14
+
+    def prompt() -> PromptBatch:
+        features = projector(encoder(pixels))  # [5, g*g, D]
+        side = features.unflatten(1, (grid, grid)).permute(0, 3, 1, 2)  # [5, D, g, g]
+        side = F.interpolate(side, size=(pooled, pooled), mode="bilinear")  # [5, D, 14, 14]
+        image = side.flatten(2).transpose(1, 2).reshape(1, -1, side.shape[1])  # [1, 5*196, D]
+        text = torch.randint(0, 126000, (1, max(prefix - image.shape[1], 1)), device=device,
+                             generator=torch.Generator(device).manual_seed(0))
+        return PromptBatch(input_ids=None, inputs_embeds=torch.cat([image, model.embed(text)], 1))
+
+    return prompt
+
+
+def timed(model, prompt, sampler, overrides, cuda):
+    """Seconds for one answer (the image prompt's vision forward included) and its result."""
+    from dvlm.core.generation import run_sampler
+    from dvlm.core.sampler_specs import resolve_sampler
+
     if cuda:
         torch.cuda.synchronize()
     began = time.perf_counter()
-    result = dvlm.generate(model, ids, sampler=sampler, overrides=overrides)
+    with torch.inference_mode():
+        result = run_sampler(model, prompt(), resolve_sampler(sampler, overrides))
     if cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - began, result
@@ -61,9 +98,12 @@ def main() -> None:
     device = "cuda" if cuda else "cpu"
     shape = (dict(d_model=64, n_heads=4, n_kv_heads=4, n_layers=2, mlp_hidden_size=128) if args.small else {})
     model = random_llada(device=device, dtype="bfloat16", **shape)
-    vocab = model.vocab_size
-    ids = torch.randint(0, min(vocab, 126000), (1, args.prefix), device=device,
+    from dvlm.core.generation import PromptBatch
+
+    ids = torch.randint(0, min(model.vocab_size, 126000), (1, args.prefix), device=device,
                         generator=torch.Generator(device).manual_seed(0))
+    image_prompt = lavida_prompt(model, device, args.small, args.prefix)
+    prompts = {"lavida-coco": image_prompt, "fast-dllm": lambda: PromptBatch(input_ids=ids)}
     runs = {
         "lavida-coco": ("lavida-coco", {}),
         "fast-dllm": ("fast-dllm", {"gen_length": 256}),
@@ -75,10 +115,11 @@ def main() -> None:
     metrics = {}
     with torch.inference_mode():
         for name, (preset, overrides) in runs.items():
-            timed(model, ids, preset, overrides, cuda)  # warm-up
+            prompt = prompts[name.split("+")[0]]
+            timed(model, prompt, preset, overrides, cuda)  # warm-up
             walls, result = [], None
             for _ in range(args.repeats):
-                wall, result = timed(model, ids, preset, overrides, cuda)
+                wall, result = timed(model, prompt, preset, overrides, cuda)
                 walls.append(wall)
             metrics[name] = {"s_per_answer": statistics.median(walls), "nfe": result.nfe,
                              "ms_per_step": statistics.median(walls) / result.nfe * 1e3,
