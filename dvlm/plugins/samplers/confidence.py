@@ -17,8 +17,7 @@ Generator = torch.Generator | None
 class Probability:
     """``p(chosen)``: LLaDA ``low_confidence``, Dream ``maskgit_plus``, Fast-dLLM."""
 
-    deterministic = True
-    """A function of ``probs`` alone: the CPU may compute it on candidate rows only (``proposals._on_candidates``)."""
+    deterministic = True  # a function of ``probs`` alone (see the module docstring)
 
     def __init__(self, params=None) -> None:
         self.params = params
@@ -30,8 +29,7 @@ class Probability:
 class Margin:
     """``p_(1) - p_(2)``, the gap between the two most likely tokens (independent of the chosen one)."""
 
-    deterministic = True
-    """A function of ``probs`` alone: the CPU may compute it on candidate rows only (``proposals._on_candidates``)."""
+    deterministic = True  # a function of ``probs`` alone (see the module docstring)
 
     def __init__(self, params=None) -> None:
         self.params = params
@@ -44,8 +42,7 @@ class Margin:
 class NegEntropy:
     """``sum p log(p + 1e-10)``: the negative entropy of the distribution."""
 
-    deterministic = True
-    """A function of ``probs`` alone: the CPU may compute it on candidate rows only (``proposals._on_candidates``)."""
+    deterministic = True  # a function of ``probs`` alone (see the module docstring)
 
     def __init__(self, params=None) -> None:
         self.params = params
